@@ -1,0 +1,117 @@
+"""The `formicary` command: a thin layer over the library (serve, demo, bench)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from formicary.ledger.store import DEFAULT_DATABASE_URL
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Formicary: an internet-finance platform on one double-entry ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///path.db (default) or postgresql://...; env FORMICARY_DATABASE_URL",
+        show_default=False,
+    ),
+]
+
+
+def resolve_database_url(database_url: str | None) -> str:
+    return database_url or os.environ.get("FORMICARY_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from formicary.api import create_app
+    from formicary.ledger.store import StoreError
+
+    url = resolve_database_url(database_url)
+    try:
+        application = create_app(database_url=url)
+    except StoreError as error:
+        console.print(f"[red]cannot open the ledger store:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"formicary serving on http://{host}:{port} (store: {url}); docs at /docs")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,  # one log line per request would cost more than the request
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def demo(
+    database_url: DatabaseUrl = None,
+    users: Annotated[int, typer.Option(help="user wallets to open")] = 2_000,
+    merchants: Annotated[int, typer.Option(help="merchant wallets to open")] = 50,
+    payments: Annotated[int, typer.Option(help="payments in the burst")] = 100_000,
+) -> None:
+    """Start the service, open accounts, run a burst of payments, check the books."""
+    from formicary.demo import run_demo
+
+    ok = run_demo(console, database_url, users=users, merchants=merchants, payments=payments)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    transfers: Annotated[int, typer.Option(help="payments per scenario (a-c)")] = 1_000_000,
+    http_transfers: Annotated[
+        int, typer.Option(help="payments per HTTP scenario (d, e)")
+    ] = 300_000,
+    accounts: Annotated[int, typer.Option(help="wallets")] = 10_000,
+    scenarios: Annotated[str, typer.Option(help="which scenarios, e.g. abde")] = "abcde",
+    postgres_url: Annotated[
+        str, typer.Option(help="server for (c): a fresh database is created there and dropped")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Transfers/s and batch latency p50/p99: (a) engine, (b) SQLite, (c) PostgreSQL,
+    (d) HTTP batches of 1,000, (e) HTTP single transfers from 64 SDK callers."""
+    from formicary.bench.run import run_ledger_bench
+
+    results = run_ledger_bench(
+        console,
+        transfers=transfers,
+        http_transfers=http_transfers,
+        accounts=accounts,
+        scenarios=scenarios,
+        postgres_url=postgres_url,
+        quiet=as_json,
+    )
+    if as_json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    app()

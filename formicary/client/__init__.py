@@ -1,0 +1,71 @@
+"""Formicary's Python SDK: a sync and an asyncio client for the ledger HTTP API.
+
+Single-event calls (`create_transfer`, `create_account`) are batched automatically across
+threads or coroutines; lists go out as explicit batches; busy answers (503/429) and network
+errors are retried with bounded backoff, which is safe because events are idempotent by id.
+
+    from formicary.client import Client, TransferIn
+
+    with Client("http://127.0.0.1:8000") as client:
+        result = client.create_transfer(
+            TransferIn(id="9", debit_account_id="1", credit_account_id="7", amount=500,
+                       ledger=156, code=1)
+        )
+        assert result == "ok"
+"""
+
+from formicary.api.wire import (
+    AccountIn,
+    AccountOut,
+    BalanceOut,
+    BalancePage,
+    CreateResultOut,
+    FieldErrorOut,
+    TransferIn,
+    TransferOut,
+    TransferPage,
+    TrialBalanceOut,
+)
+from formicary.client._async import AsyncClient
+from formicary.client._errors import (
+    ApiError,
+    BadRequest,
+    BusyError,
+    ClientClosedError,
+    Conflict,
+    FormicaryError,
+    InvalidEventError,
+    NetworkError,
+    NotFound,
+    PayloadTooLarge,
+    ProtocolError,
+    ServerError,
+)
+from formicary.client._sync import Client
+
+__all__ = [
+    "AccountIn",
+    "AccountOut",
+    "ApiError",
+    "AsyncClient",
+    "BadRequest",
+    "BalanceOut",
+    "BalancePage",
+    "BusyError",
+    "Client",
+    "ClientClosedError",
+    "Conflict",
+    "CreateResultOut",
+    "FieldErrorOut",
+    "FormicaryError",
+    "InvalidEventError",
+    "NetworkError",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "ServerError",
+    "TransferIn",
+    "TransferOut",
+    "TransferPage",
+    "TrialBalanceOut",
+]

@@ -1,0 +1,408 @@
+"""The asyncio client.
+
+`AsyncClient.create_transfer()` and `create_account()` batch automatically, like the sync
+client: concurrent coroutines are coalesced into one POST of up to `batch_max` events, with at
+most one request per endpoint in flight. Here the sending is done by a short-lived task that
+drains the queue, so a caller being cancelled never abandons a request other callers wait on.
+One AsyncClient belongs to one event loop (as its httpx.AsyncClient does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+
+import httpx
+import msgspec
+
+from formicary.api.wire import (
+    AccountIn,
+    AccountOut,
+    BalanceOut,
+    BalancePage,
+    CreateResultOut,
+    TransferIn,
+    TransferOut,
+    TransferPage,
+    TrialBalanceOut,
+)
+from formicary.client import _common as c
+from formicary.client._errors import (
+    BusyError,
+    ClientClosedError,
+    NetworkError,
+    NotFound,
+)
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """An asyncio Formicary client; share one instance between the coroutines of a loop.
+
+    ``async with AsyncClient("http://127.0.0.1:8000") as client: await client.create_transfer(t)``
+
+    Options: `timeout` per attempt (seconds or an httpx.Timeout); `batch_max` events per POST
+    (1..8190); `linger_s`, how long an idle auto-batcher waits for company before sending;
+    `retries` for 503/429 and network errors, sleeping from `backoff_s` doubling up to
+    `backoff_max_s` (with jitter; Retry-After honoured up to that cap); `headers` added to every
+    request; `transport`, an httpx transport (tests inject fakes here).
+    """
+
+    def __init__(
+        self,
+        base_url: str = c.DEFAULT_BASE_URL,
+        *,
+        timeout: float | httpx.Timeout = c.DEFAULT_TIMEOUT_S,
+        batch_max: int = c.DEFAULT_BATCH_MAX,
+        linger_s: float = c.DEFAULT_LINGER_S,
+        retries: int = c.DEFAULT_RETRIES,
+        backoff_s: float = c.DEFAULT_BACKOFF_S,
+        backoff_max_s: float = c.DEFAULT_BACKOFF_MAX_S,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        c.check_options(batch_max, linger_s, retries)
+        self.batch_max = batch_max
+        self.retries = retries
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        # One httpx.AsyncClient = one keep-alive connection pool for every coroutine.
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"user-agent": c.USER_AGENT, **(headers or {})},
+        )
+        self._accounts = _AsyncBatcher(self, "/v1/accounts", batch_max, linger_s)
+        self._transfers = _AsyncBatcher(self, "/v1/transfers", batch_max, linger_s)
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Send what is already queued, then close the connections. Idempotent."""
+        if self._closed:
+            return
+        # Drain the batchers first: their queued calls still need the connection pool.
+        await self._accounts.close()
+        await self._transfers.close()
+        self._closed = True
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create_transfer(self, transfer: TransferIn) -> str:
+        """Create one transfer, auto-batched with concurrent calls; returns its result code.
+
+        Raises InvalidEventError (a ValueError) for a malformed transfer or one flagged
+        `linked`: a chain must be sent whole, as one list, with create_transfers().
+        """
+        c.check_single(transfer, TransferIn)
+        return await self._transfers.submit(c.TRANSFER_CODEC.encode_form(transfer))
+
+    async def create_account(self, account: AccountIn) -> str:
+        """Create one account, auto-batched with concurrent calls; returns its result code."""
+        c.check_single(account, AccountIn)
+        return await self._accounts.submit(c.ACCOUNT_CODEC.encode_form(account))
+
+    async def create_transfers(
+        self, transfers: Sequence[TransferIn], *, idempotency_key: str | None = None
+    ) -> list[CreateResultOut]:
+        """Create transfers in order; one result per transfer (index into `transfers`).
+
+        Lists longer than batch_max go as several requests, cut only between linked chains.
+        With an idempotency_key, request i of n > 1 carries "{key}.{i}".
+        """
+        return await self._create_many(
+            "/v1/transfers", transfers, c.TRANSFER_CODEC, idempotency_key
+        )
+
+    async def create_accounts(
+        self, accounts: Sequence[AccountIn], *, idempotency_key: str | None = None
+    ) -> list[CreateResultOut]:
+        """Create accounts in order; one result per account (index into `accounts`)."""
+        return await self._create_many("/v1/accounts", accounts, c.ACCOUNT_CODEC, idempotency_key)
+
+    async def _create_many(
+        self,
+        path: str,
+        events: Sequence[c.E],
+        codec: c.EventCodec[c.E],
+        idempotency_key: str | None,
+    ) -> list[CreateResultOut]:
+        # Encode and plan every chunk before sending anything (see Client._create_many).
+        forms = [codec.encode_form(e) for e in events]
+        plan = list(c.chunks(forms, self.batch_max))
+        results: list[CreateResultOut] = []
+        for number, (offset, chunk) in enumerate(plan):
+            key = idempotency_key
+            if key is not None and len(plan) > 1:
+                key = f"{key}.{number}"
+            results.extend(await self._post_forms(path, chunk, key, offset))
+        return results
+
+    async def _post_forms(
+        self,
+        path: str,
+        forms: Sequence[msgspec.Struct],
+        idempotency_key: str | None = None,
+        offset: int = 0,
+    ) -> list[CreateResultOut]:
+        # The key is fixed before the first attempt so every retry of this POST replays it.
+        headers = {
+            **c.JSON_HEADERS,
+            c.IDEMPOTENCY_HEADER: idempotency_key or c.new_idempotency_key(),
+        }
+        body = c.encode_wire_forms(forms)
+        response = await self._request("POST", path, content=body, headers=headers)
+        return c.results_of(response, len(forms), offset)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_account(self, account_id: int | str) -> AccountOut | None:
+        """The account, or None when it does not exist."""
+        try:
+            response = await self._request("GET", f"/v1/accounts/{c.path_id(account_id)}")
+        except NotFound:
+            return None
+        return c.decode(c.ACCOUNT_DECODER, response)
+
+    async def get_transfer(self, transfer_id: int | str) -> TransferOut | None:
+        """The transfer, or None when it does not exist."""
+        try:
+            response = await self._request("GET", f"/v1/transfers/{c.path_id(transfer_id)}")
+        except NotFound:
+            return None
+        return c.decode(c.TRANSFER_DECODER, response)
+
+    async def account_transfers(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> TransferPage:
+        """One page of the account's transfers (items: TransferOut); `from_`/`to` are timestamps."""
+        params = c.page_params(limit, cursor, from_, to, order)
+        path = f"/v1/accounts/{c.path_id(account_id)}/transfers"
+        return c.decode(c.TRANSFER_PAGE_DECODER, await self._request("GET", path, params=params))
+
+    async def iter_account_transfers(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> AsyncIterator[TransferOut]:
+        """Every transfer of the account, fetching page after page (`limit` per page)."""
+        cursor: str | None = None
+        for pages in range(1, c.PAGES_MAX + 1):
+            page = await self.account_transfers(
+                account_id, limit=limit, cursor=cursor, from_=from_, to=to, order=order
+            )
+            for item in page.items:
+                yield item
+            cursor = c.next_cursor_or_stop(page, cursor, pages)
+            if cursor is None:
+                return
+
+    async def account_balances(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> BalancePage:
+        """One page of the balance history of a `history` account (items: BalanceOut)."""
+        params = c.page_params(limit, cursor, from_, to, order)
+        path = f"/v1/accounts/{c.path_id(account_id)}/balances"
+        return c.decode(c.BALANCE_PAGE_DECODER, await self._request("GET", path, params=params))
+
+    async def iter_account_balances(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> AsyncIterator[BalanceOut]:
+        """The whole balance history of the account, page after page."""
+        cursor: str | None = None
+        for pages in range(1, c.PAGES_MAX + 1):
+            page = await self.account_balances(
+                account_id, limit=limit, cursor=cursor, from_=from_, to=to, order=order
+            )
+            for item in page.items:
+                yield item
+            cursor = c.next_cursor_or_stop(page, cursor, pages)
+            if cursor is None:
+                return
+
+    async def balance(self, account_id: int | str, at: int | None = None) -> BalanceOut:
+        """The account's balances now, or as of timestamp `at`; NotFound if it does not exist."""
+        params = {} if at is None else {"at": str(at)}
+        path = f"/v1/accounts/{c.path_id(account_id)}/balance"
+        return c.decode(c.BALANCE_DECODER, await self._request("GET", path, params=params))
+
+    async def trial_balance(self, ledger: int) -> TrialBalanceOut:
+        """Posted and pending debit and credit totals over all accounts of a ledger."""
+        path = f"/v1/ledgers/{c.path_id(ledger, 'ledger')}/trial-balance"
+        return c.decode(c.TRIAL_BALANCE_DECODER, await self._request("GET", path))
+
+    async def healthz(self) -> bool:
+        """True when the server process answers (no retries: this is a probe)."""
+        return await self._probe("/healthz")
+
+    async def readyz(self) -> bool:
+        """True when the server is ready to take requests (its store is open)."""
+        return await self._probe("/readyz")
+
+    async def _probe(self, path: str) -> bool:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        try:
+            return (await self._http.get(path)).is_success
+        except httpx.TransportError:
+            return False
+
+    # -- transport -----------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with bounded retries; return a 2xx response or raise the mapped error.
+
+        Retrying a POST is safe: transfers and accounts are idempotent by id (a replayed event
+        answers `exists`, never applies twice), and the Idempotency-Key lets the server replay
+        its original answer. 503/429 mean nothing was applied; a network error may hide a
+        request that was applied, which is exactly the case those two guarantees cover.
+        """
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        for attempt in range(self.retries + 1):
+            retry_after_s: float | None = None
+            try:
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
+            except c.RETRY_EXCEPTIONS as exc:
+                if attempt >= self.retries:
+                    raise NetworkError(f"{method} {path}: {exc!r}") from exc
+            else:
+                if response.status_code not in c.RETRY_STATUSES:
+                    return c.check(response)
+                error = c.api_error(response)
+                if attempt >= self.retries:
+                    raise error
+                assert isinstance(error, BusyError)
+                retry_after_s = error.retry_after_s
+            await asyncio.sleep(
+                c.backoff_s(attempt, self._backoff_s, self._backoff_max_s, retry_after_s)
+            )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class _AsyncBatcher:
+    """Group batching for one create endpoint.
+
+    The first call to find the batcher idle starts a drain task: it lingers a moment (so
+    coroutines arriving together share the request), then sends up to batch_max queued events
+    per request, one request at a time, until the queue is empty; calls that arrive while a
+    request is in flight ride in the next one. Each caller awaits its own future.
+    """
+
+    def __init__(self, client: AsyncClient, path: str, batch_max: int, linger_s: float) -> None:
+        self._client = client
+        self._path = path
+        self._batch_max = batch_max
+        self._linger_s = linger_s
+        self._pending: deque[tuple[msgspec.Struct, asyncio.Future[str]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.requests = 0  # POSTs sent (for tests and curiosity)
+
+    async def submit(self, form: msgspec.Struct) -> str:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        self._pending.append((form, future))
+        if self._task is None:
+            self._task = loop.create_task(self._drain())
+        # Awaiting the future directly: if this caller is cancelled, the future is cancelled
+        # too and the drain task skips the event if it has not been sent yet.
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            if self._linger_s > 0:
+                await asyncio.sleep(self._linger_s)
+            while self._pending:
+                batch: list[tuple[msgspec.Struct, asyncio.Future[str]]] = []
+                while self._pending and len(batch) < self._batch_max:
+                    form, future = self._pending.popleft()
+                    if not future.cancelled():
+                        batch.append((form, future))
+                if batch:
+                    await self._send(batch)
+        finally:
+            # Single-threaded loop: no submit can run between the last emptiness check and
+            # here, so a call queued after this point starts a fresh drain task.
+            self._task = None
+            while self._pending:  # only when the drain itself was cancelled
+                _, future = self._pending.popleft()
+                if not future.done():
+                    future.set_exception(ClientClosedError("the batcher was cancelled"))
+
+    async def _send(self, batch: list[tuple[msgspec.Struct, asyncio.Future[str]]]) -> None:
+        self.requests += 1
+        try:
+            results = await self._client._post_forms(self._path, [form for form, _ in batch])
+        except BaseException as exc:
+            # Every caller of the batch learns why; nothing may wait forever.
+            error = exc if isinstance(exc, Exception) else ClientClosedError("cancelled")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result.result)
+
+    async def close(self) -> None:
+        """Refuse new calls, and wait until the calls already queued have been sent."""
+        self._closed = True
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)

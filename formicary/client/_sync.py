@@ -1,0 +1,439 @@
+"""The synchronous, thread-safe client.
+
+`Client.create_transfer()` and `Client.create_account()` batch automatically: concurrent calls
+from many threads are coalesced into one POST of up to `batch_max` events ("group batching",
+as TigerBeetle's clients do). The rule is simple: at most one request per endpoint is in
+flight; calls that arrive meanwhile queue up, and the next request carries all of them. The
+more load, the bigger the batches, so throughput grows with concurrency instead of collapsing
+into one round trip (and one server commit) per transfer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+
+import httpx
+import msgspec
+
+from formicary.api.wire import (
+    AccountIn,
+    AccountOut,
+    BalanceOut,
+    BalancePage,
+    CreateResultOut,
+    TransferIn,
+    TransferOut,
+    TransferPage,
+    TrialBalanceOut,
+)
+from formicary.client import _common as c
+from formicary.client._errors import (
+    BusyError,
+    ClientClosedError,
+    NetworkError,
+    NotFound,
+)
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A synchronous Formicary client; share one instance between all threads of a process.
+
+    ``with Client("http://127.0.0.1:8000") as client: client.create_transfer(t)``
+
+    Options: `timeout` per attempt (seconds or an httpx.Timeout); `batch_max` events per POST
+    (1..8190); `linger_s`, how long an idle auto-batcher waits for company before sending;
+    `retries` for 503/429 and network errors, sleeping from `backoff_s` doubling up to
+    `backoff_max_s` (with jitter; Retry-After honoured up to that cap); `headers` added to every
+    request; `transport`, an httpx transport (tests inject fakes here).
+    """
+
+    def __init__(
+        self,
+        base_url: str = c.DEFAULT_BASE_URL,
+        *,
+        timeout: float | httpx.Timeout = c.DEFAULT_TIMEOUT_S,
+        batch_max: int = c.DEFAULT_BATCH_MAX,
+        linger_s: float = c.DEFAULT_LINGER_S,
+        retries: int = c.DEFAULT_RETRIES,
+        backoff_s: float = c.DEFAULT_BACKOFF_S,
+        backoff_max_s: float = c.DEFAULT_BACKOFF_MAX_S,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        c.check_options(batch_max, linger_s, retries)
+        self.batch_max = batch_max
+        self.retries = retries
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        # One httpx.Client = one keep-alive connection pool, shared (thread-safely) by all calls.
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"user-agent": c.USER_AGENT, **(headers or {})},
+        )
+        self._accounts = _Batcher(self, "/v1/accounts", batch_max, linger_s)
+        self._transfers = _Batcher(self, "/v1/transfers", batch_max, linger_s)
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send what is already queued, then close the connections. Idempotent."""
+        if self._closed:
+            return
+        # Drain the batchers first: their queued calls still need the connection pool.
+        self._accounts.close()
+        self._transfers.close()
+        self._closed = True
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create_transfer(self, transfer: TransferIn) -> str:
+        """Create one transfer, auto-batched with concurrent calls; returns its result code.
+
+        Raises InvalidEventError (a ValueError) for a malformed transfer or one flagged
+        `linked`: a chain must be sent whole, as one list, with create_transfers().
+        """
+        c.check_single(transfer, TransferIn)
+        return self._transfers.submit(c.TRANSFER_CODEC.encode_form(transfer))
+
+    def create_account(self, account: AccountIn) -> str:
+        """Create one account, auto-batched with concurrent calls; returns its result code."""
+        c.check_single(account, AccountIn)
+        return self._accounts.submit(c.ACCOUNT_CODEC.encode_form(account))
+
+    def create_transfers(
+        self, transfers: Sequence[TransferIn], *, idempotency_key: str | None = None
+    ) -> list[CreateResultOut]:
+        """Create transfers in order; one result per transfer (index into `transfers`).
+
+        Lists longer than batch_max go as several requests, cut only between linked chains.
+        With an idempotency_key, request i of n > 1 carries "{key}.{i}".
+        """
+        return self._create_many("/v1/transfers", transfers, c.TRANSFER_CODEC, idempotency_key)
+
+    def create_accounts(
+        self, accounts: Sequence[AccountIn], *, idempotency_key: str | None = None
+    ) -> list[CreateResultOut]:
+        """Create accounts in order; one result per account (index into `accounts`)."""
+        return self._create_many("/v1/accounts", accounts, c.ACCOUNT_CODEC, idempotency_key)
+
+    def _create_many(
+        self,
+        path: str,
+        events: Sequence[c.E],
+        codec: c.EventCodec[c.E],
+        idempotency_key: str | None,
+    ) -> list[CreateResultOut]:
+        # Encode (and type-check) everything before sending anything, and plan every chunk
+        # first, so that a bad event or an over-long chain fails the call with nothing applied.
+        forms = [codec.encode_form(e) for e in events]
+        plan = list(c.chunks(forms, self.batch_max))
+        results: list[CreateResultOut] = []
+        for number, (offset, chunk) in enumerate(plan):
+            key = idempotency_key
+            if key is not None and len(plan) > 1:
+                key = f"{key}.{number}"
+            results.extend(self._post_forms(path, chunk, key, offset))
+        return results
+
+    def _post_forms(
+        self,
+        path: str,
+        forms: Sequence[msgspec.Struct],
+        idempotency_key: str | None = None,
+        offset: int = 0,
+    ) -> list[CreateResultOut]:
+        # The key is fixed before the first attempt so every retry of this POST replays it.
+        headers = {
+            **c.JSON_HEADERS,
+            c.IDEMPOTENCY_HEADER: idempotency_key or c.new_idempotency_key(),
+        }
+        body = c.encode_wire_forms(forms)
+        response = self._request("POST", path, content=body, headers=headers)
+        return c.results_of(response, len(forms), offset)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_account(self, account_id: int | str) -> AccountOut | None:
+        """The account, or None when it does not exist."""
+        try:
+            response = self._request("GET", f"/v1/accounts/{c.path_id(account_id)}")
+        except NotFound:
+            return None
+        return c.decode(c.ACCOUNT_DECODER, response)
+
+    def get_transfer(self, transfer_id: int | str) -> TransferOut | None:
+        """The transfer, or None when it does not exist."""
+        try:
+            response = self._request("GET", f"/v1/transfers/{c.path_id(transfer_id)}")
+        except NotFound:
+            return None
+        return c.decode(c.TRANSFER_DECODER, response)
+
+    def account_transfers(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> TransferPage:
+        """One page of the account's transfers (items: TransferOut); `from_`/`to` are timestamps."""
+        params = c.page_params(limit, cursor, from_, to, order)
+        path = f"/v1/accounts/{c.path_id(account_id)}/transfers"
+        return c.decode(c.TRANSFER_PAGE_DECODER, self._request("GET", path, params=params))
+
+    def iter_account_transfers(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> Iterator[TransferOut]:
+        """Every transfer of the account, fetching page after page (`limit` per page)."""
+        cursor: str | None = None
+        for pages in range(1, c.PAGES_MAX + 1):
+            page = self.account_transfers(
+                account_id, limit=limit, cursor=cursor, from_=from_, to=to, order=order
+            )
+            yield from page.items
+            cursor = c.next_cursor_or_stop(page, cursor, pages)
+            if cursor is None:
+                return
+
+    def account_balances(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> BalancePage:
+        """One page of the balance history of a `history` account (items: BalanceOut)."""
+        params = c.page_params(limit, cursor, from_, to, order)
+        path = f"/v1/accounts/{c.path_id(account_id)}/balances"
+        return c.decode(c.BALANCE_PAGE_DECODER, self._request("GET", path, params=params))
+
+    def iter_account_balances(
+        self,
+        account_id: int | str,
+        *,
+        limit: int | None = None,
+        from_: int | None = None,
+        to: int | None = None,
+        order: str | None = None,
+    ) -> Iterator[BalanceOut]:
+        """The whole balance history of the account, page after page."""
+        cursor: str | None = None
+        for pages in range(1, c.PAGES_MAX + 1):
+            page = self.account_balances(
+                account_id, limit=limit, cursor=cursor, from_=from_, to=to, order=order
+            )
+            yield from page.items
+            cursor = c.next_cursor_or_stop(page, cursor, pages)
+            if cursor is None:
+                return
+
+    def balance(self, account_id: int | str, at: int | None = None) -> BalanceOut:
+        """The account's balances now, or as of timestamp `at`; NotFound if it does not exist."""
+        params = {} if at is None else {"at": str(at)}
+        path = f"/v1/accounts/{c.path_id(account_id)}/balance"
+        return c.decode(c.BALANCE_DECODER, self._request("GET", path, params=params))
+
+    def trial_balance(self, ledger: int) -> TrialBalanceOut:
+        """Posted and pending debit and credit totals over all accounts of a ledger."""
+        path = f"/v1/ledgers/{c.path_id(ledger, 'ledger')}/trial-balance"
+        return c.decode(c.TRIAL_BALANCE_DECODER, self._request("GET", path))
+
+    def healthz(self) -> bool:
+        """True when the server process answers (no retries: this is a probe)."""
+        return self._probe("/healthz")
+
+    def readyz(self) -> bool:
+        """True when the server is ready to take requests (its store is open)."""
+        return self._probe("/readyz")
+
+    def _probe(self, path: str) -> bool:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        try:
+            return self._http.get(path).is_success
+        except httpx.TransportError:
+            return False
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with bounded retries; return a 2xx response or raise the mapped error.
+
+        Retrying a POST is safe: transfers and accounts are idempotent by id (a replayed event
+        answers `exists`, never applies twice), and the Idempotency-Key lets the server replay
+        its original answer. 503/429 mean nothing was applied; a network error may hide a
+        request that was applied, which is exactly the case those two guarantees cover.
+        """
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        for attempt in range(self.retries + 1):
+            retry_after_s: float | None = None
+            try:
+                response = self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
+            except c.RETRY_EXCEPTIONS as exc:
+                if attempt >= self.retries:
+                    raise NetworkError(f"{method} {path}: {exc!r}") from exc
+            else:
+                if response.status_code not in c.RETRY_STATUSES:
+                    return c.check(response)
+                error = c.api_error(response)
+                if attempt >= self.retries:
+                    raise error
+                assert isinstance(error, BusyError)
+                retry_after_s = error.retry_after_s
+            time.sleep(c.backoff_s(attempt, self._backoff_s, self._backoff_max_s, retry_after_s))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class _Slot:
+    """One auto-batched call: its encoded event, and a lock its thread parks on."""
+
+    __slots__ = ("error", "form", "lead", "lock", "result")
+
+    def __init__(self, form: msgspec.Struct) -> None:
+        self.form = form
+        # A bare lock is the cheapest one-shot signal in CPython: held from birth, released by
+        # whoever answers the call (or promotes it to leader).
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.result: str | None = None
+        self.error: BaseException | None = None
+        self.lead = False
+
+    def outcome(self) -> str:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class _Batcher:
+    """Group batching for one create endpoint, without a background thread.
+
+    The first caller to find the batcher idle becomes the *leader*: it lingers a moment (so
+    callers arriving together share the request), takes up to batch_max queued events, sends
+    them, and answers every caller of that batch. Callers arriving while a request is in
+    flight queue and park. When the leader is done and events are queued, it promotes the
+    oldest queued caller to lead the next request, so no caller ever does I/O for longer than
+    its own request, and at most one request per endpoint is in flight.
+    """
+
+    def __init__(self, client: Client, path: str, batch_max: int, linger_s: float) -> None:
+        self._client = client
+        self._path = path
+        self._batch_max = batch_max
+        self._linger_s = linger_s
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: deque[_Slot] = deque()
+        self._busy = False  # a leader is lingering or sending
+        self._closed = False
+        self.requests = 0  # POSTs sent (for tests and curiosity)
+
+    def submit(self, form: msgspec.Struct) -> str:
+        slot = _Slot(form)
+        with self._cond:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
+            self._pending.append(slot)
+            lead = not self._busy
+            if lead:
+                self._busy = True
+            elif len(self._pending) >= self._batch_max:
+                self._cond.notify()  # a full batch: cut the leader's linger short
+        if not lead:
+            slot.lock.acquire()  # parked until answered, or promoted to leader
+            if not slot.lead:
+                return slot.outcome()
+        # A leader's own slot is the oldest queued one, so it rides in the batch it sends.
+        self._lead(idle=lead)
+        return slot.outcome()
+
+    def _lead(self, *, idle: bool) -> None:
+        try:
+            with self._cond:
+                # Linger only when we started from idle: after a request, whatever queued
+                # during its round trip is already a batch, and waiting more is pure latency.
+                if idle and self._linger_s > 0:
+                    self._cond.wait_for(
+                        lambda: len(self._pending) >= self._batch_max or self._closed,
+                        timeout=self._linger_s,
+                    )
+                count = min(self._batch_max, len(self._pending))
+                batch = [self._pending.popleft() for _ in range(count)]
+                self.requests += 1
+            self._send(batch)
+        finally:
+            with self._cond:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    successor.lock.release()
+                else:
+                    self._busy = False
+                    self._cond.notify_all()  # close() may be waiting for the drain
+
+    def _send(self, batch: list[_Slot]) -> None:
+        try:
+            results = self._client._post_forms(self._path, [slot.form for slot in batch])
+        except BaseException as exc:
+            # Every caller of the batch learns why; nothing may stay parked forever.
+            for slot in batch:
+                slot.error = exc
+                slot.lock.release()
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt and friends still stop the leader's thread
+            return
+        for slot, result in zip(batch, results, strict=True):
+            slot.result = result.result
+            slot.lock.release()
+
+    def close(self) -> None:
+        """Refuse new calls, and wait until the calls already queued have been sent."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            # Bounded: every queued request ends within its timeout and retry budget.
+            self._cond.wait_for(lambda: not self._busy)

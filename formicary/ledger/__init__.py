@@ -1,0 +1,1 @@
+"""The double-entry ledger: engine, stores and the single-writer service."""

@@ -1,0 +1,315 @@
+"""LedgerService: one writer per store, a bounded request queue, and group commit.
+
+Many callers submit small requests; the single writer thread coalesces consecutive requests of
+the same kind into one engine batch (up to BATCH_EVENTS_MAX events), commits the batch's records
+in one transaction (one fsync), and only then answers every caller of that batch. Reads of
+balances run on the writer thread between batches, so they see exactly the committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Literal, TypeVar
+
+from formicary.ledger.engine import BatchOutcome, Engine
+from formicary.ledger.store import Store
+from formicary.ledger.types import BATCH_EVENTS_MAX, Account, AccountBalance, Transfer
+
+__all__ = [
+    "BatchTooLarge",
+    "LedgerError",
+    "LedgerService",
+    "ServiceBusy",
+    "ServiceUnavailable",
+]
+
+log = logging.getLogger("formicary.ledger")
+
+T = TypeVar("T")
+_Kind = Literal["accounts", "transfers", "query"]
+
+# Default queue bound: enough for a few full batches in flight, small enough that a caller who
+# gets "busy" retries within tens of milliseconds instead of waiting behind seconds of work.
+QUEUE_EVENTS_MAX = BATCH_EVENTS_MAX * 8
+# Commit latency histogram buckets (seconds) for /metrics.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class LedgerError(Exception):
+    """Base of the ledger service's errors."""
+
+
+class ServiceBusy(LedgerError):
+    """The request queue is full: nothing was applied, retry shortly."""
+
+
+class BatchTooLarge(LedgerError):
+    """A request holds more events than one batch may (or none at all)."""
+
+
+class ServiceUnavailable(LedgerError):
+    """The service is stopped or its store failed: nothing was applied, retry later."""
+
+
+class _Request:
+    __slots__ = ("events", "future", "kind", "query")
+
+    def __init__(
+        self,
+        kind: _Kind,
+        events: Sequence[Any],
+        query: Callable[[Engine], Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.events = events
+        self.query = query
+        self.future: Future[Any] = Future()
+
+
+class Metrics:
+    """Counters the writer updates and /metrics reads (plain ints: the GIL keeps them whole)."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.events = {"accounts": 0, "transfers": 0}
+        self.results_failed = 0
+        self.busy_rejections = 0
+        self.commit_failures = 0
+        self.commit_seconds_sum = 0.0
+        self.commit_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
+
+    def observe_commit(self, seconds: float) -> None:
+        self.commit_seconds_sum += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS_S):
+            if seconds <= bound:
+                self.commit_buckets[i] += 1
+                return
+        self.commit_buckets[-1] += 1
+
+
+class LedgerService:
+    """The only writer of one ledger store. Thread-safe; use `start()` before submitting."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        batch_events_max: int = BATCH_EVENTS_MAX,
+        queue_events_max: int = QUEUE_EVENTS_MAX,
+    ) -> None:
+        assert 0 < batch_events_max <= BATCH_EVENTS_MAX
+        assert queue_events_max >= batch_events_max
+        self.store = store
+        self._clock_ns = clock_ns
+        self.batch_events_max = batch_events_max
+        self.queue_events_max = queue_events_max
+        self.engine = Engine(clock_ns)
+        self.metrics = Metrics()
+        self._queue: deque[_Request] = deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._engine_stale = False
+        self.ready = False
+
+    # ----------------------------------------------------------------- life cycle
+
+    def start(self) -> None:
+        """Migrate the store, recover every balance from it, and start the writer."""
+        assert self._thread is None, "start() once"
+        self.store.migrate()
+        self._recover()
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+        self.ready = True
+
+    def close(self) -> None:
+        """Finish queued work, stop the writer, close the store."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+        self.ready = False
+        self.store.close()
+
+    def __enter__(self) -> LedgerService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _recover(self) -> None:
+        engine = Engine(self._clock_ns)
+        engine.replay(self.store.load_accounts(), self.store.load_log())
+        self.engine = engine
+        self._engine_stale = False
+        # Millions of long-lived records: keep the cyclic GC from rescanning them every batch.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "recovered %d accounts and %d transfers",
+            len(engine.accounts),
+            len(engine.transfers),
+        )
+
+    # ----------------------------------------------------------------- submitting
+
+    def submit_accounts(self, accounts: Sequence[Account]) -> Future[list[str]]:
+        return self._submit(_Request("accounts", accounts))
+
+    def submit_transfers(self, transfers: Sequence[Transfer]) -> Future[list[str]]:
+        return self._submit(_Request("transfers", transfers))
+
+    def submit_query(self, query: Callable[[Engine], T]) -> Future[T]:
+        """Run `query(engine)` on the writer between batches: it sees committed state only."""
+        return self._submit(_Request("query", (), query))
+
+    def create_accounts(self, accounts: Sequence[Account]) -> list[str]:
+        return self.submit_accounts(accounts).result()
+
+    def create_transfers(self, transfers: Sequence[Transfer]) -> list[str]:
+        return self.submit_transfers(transfers).result()
+
+    async def create_accounts_async(self, accounts: Sequence[Account]) -> list[str]:
+        return await asyncio.wrap_future(self.submit_accounts(accounts))
+
+    async def create_transfers_async(self, transfers: Sequence[Transfer]) -> list[str]:
+        return await asyncio.wrap_future(self.submit_transfers(transfers))
+
+    async def query_async(self, query: Callable[[Engine], T]) -> T:
+        return await asyncio.wrap_future(self.submit_query(query))
+
+    def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
+        return self.submit_query(lambda engine: engine.lookup_accounts(ids)).result()
+
+    def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
+        return self.submit_query(lambda engine: engine.lookup_transfers(ids)).result()
+
+    def trial_balance(self, ledger: int) -> tuple[int, int, int, int]:
+        return self.submit_query(lambda engine: engine.trial_balance(ledger)).result()
+
+    def account_transfers(self, account_id: int, **window: Any) -> list[Transfer]:
+        """An account's committed transfers, straight from the store (see Store)."""
+        return self.store.account_transfers(account_id, **window)
+
+    def account_balances(self, account_id: int, **window: Any) -> list[AccountBalance]:
+        return self.store.account_balances(account_id, **window)
+
+    def _submit(self, request: _Request) -> Future[Any]:
+        count = len(request.events)
+        if request.kind != "query" and not 0 < count <= self.batch_events_max:
+            raise BatchTooLarge(
+                f"a batch holds 1 to {self.batch_events_max} events, this one has {count}"
+            )
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise ServiceUnavailable("the ledger service is not running")
+            if self._queued_events + count > self.queue_events_max:
+                self.metrics.busy_rejections += 1
+                raise ServiceBusy(
+                    f"ledger busy: {self._queued_events} events queued (limit "
+                    f"{self.queue_events_max}); nothing was applied, retry shortly"
+                )
+            self._queue.append(request)
+            self._queued_events += count
+            self._cond.notify()
+        return request.future
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
+
+    # ----------------------------------------------------------------- the writer
+
+    def _take(self) -> list[_Request] | None:
+        """Block for work; return consecutive requests of one kind that fit in one batch."""
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            first = self._queue.popleft()
+            taken = [first]
+            events = len(first.events)
+            while self._queue:
+                nxt = self._queue[0]
+                if nxt.kind != first.kind or events + len(nxt.events) > self.batch_events_max:
+                    break
+                taken.append(self._queue.popleft())
+                events += len(nxt.events)
+            self._queued_events -= events
+            return taken
+
+    def _run(self) -> None:
+        while (requests := self._take()) is not None:
+            try:
+                self._process(requests)
+            except BaseException as error:  # never leave a caller waiting forever
+                log.exception("ledger writer failed a batch")
+                for request in requests:
+                    if not request.future.done():
+                        request.future.set_exception(
+                            ServiceUnavailable(f"ledger write failed: {error}")
+                        )
+
+    def _process(self, requests: list[_Request]) -> None:
+        if self._engine_stale:
+            # A commit failed after the engine applied its batch: rebuild from the store.
+            self._recover()
+        kind = requests[0].kind
+        if kind == "query":
+            for request in requests:
+                assert request.query is not None
+                try:
+                    request.future.set_result(request.query(self.engine))
+                except Exception as error:
+                    request.future.set_exception(error)
+            return
+        if len(requests) == 1:
+            batch: Sequence[Any] = requests[0].events
+            ends: set[int] = set()
+        else:
+            batch = [event for request in requests for event in request.events]
+            ends = set()
+            end = -1
+            for request in requests[:-1]:
+                end += len(request.events)
+                ends.add(end)
+        outcome: BatchOutcome
+        if kind == "accounts":
+            outcome = self.engine.create_accounts(batch)
+        else:
+            outcome = self.engine.create_transfers(batch, ends)
+        started = time.perf_counter()
+        try:
+            self.store.commit(outcome)
+        except Exception as error:
+            self._engine_stale = True
+            self.metrics.commit_failures += 1
+            log.exception("commit failed; rebuilding the engine from the store")
+            for request in requests:
+                request.future.set_exception(
+                    ServiceUnavailable(f"the store failed, nothing was applied: {error}")
+                )
+            return
+        self.metrics.observe_commit(time.perf_counter() - started)
+        self.metrics.batches += 1
+        self.metrics.events[kind] += len(batch)
+        results = outcome.results
+        self.metrics.results_failed += len(batch) - results.count("ok")
+        start = 0
+        for request in requests:
+            stop = start + len(request.events)
+            request.future.set_result(results[start:stop])
+            start = stop
