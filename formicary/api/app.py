@@ -25,7 +25,7 @@ from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Tag
+from litestar.openapi.spec import Example, Tag
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 from litestar.serialization import encode_json
 
@@ -54,7 +54,7 @@ from formicary.api.wire import (
 )
 from formicary.ledger.engine import Engine
 from formicary.ledger.service import LedgerService, ServiceUnavailable
-from formicary.ledger.store import DEFAULT_DATABASE_URL, open_store
+from formicary.ledger.store import DEFAULT_DATABASE_URL, StoreError, open_store
 from formicary.ledger.types import (
     BATCH_EVENTS_MAX,
     ID_MAX,
@@ -69,6 +69,8 @@ __all__ = ["DATABASE_URL_ENV", "create_app"]
 log = logging.getLogger("formicary.api")
 
 DATABASE_URL_ENV = "FORMICARY_DATABASE_URL"
+# The schemes `open_store` understands.
+_STORE_URL_PREFIXES = ("sqlite://", "postgresql://", "postgres://")
 API_VERSION = "0.1.0"
 TIMESTAMP_MAX = 2**63 - 1
 PAGE_LIMIT_MAX = 1000
@@ -133,6 +135,7 @@ IdPath = Annotated[
     PathParameter(
         pattern=r"^[0-9]{1,39}$",
         description="unsigned 128-bit id as decimal digits (at most 2^128 - 1)",
+        examples=[Example(value="1")],
     ),
 ]
 IdempotencyKey = Annotated[
@@ -143,7 +146,10 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         description="Replays the first answer for a retried request with the same key and body "
-        "(kept 24 h or 100,000 keys, in memory); a different body with the same key is a 422.",
+        "(header `Idempotent-Replayed: true`); the same key with a different body is a 422. "
+        "Keys live in memory for 24 h or the last 100,000 keys. After a server restart the "
+        "ledger's own idempotency by event id still holds: re-sent events answer `exists` and "
+        "nothing is applied twice.",
     ),
 ]
 Limit = Annotated[
@@ -308,13 +314,19 @@ def create_app(
     assert service is None or database_url is None, "pass a service or a database URL, not both"
     ctx = _Context(service)
     owns_service = service is None
+    url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+    if owns_service and not url.startswith(_STORE_URL_PREFIXES):
+        # Fail now, not at startup, so that `formicary serve` can say what is wrong. Opening
+        # the store is I/O and waits for the lifespan.
+        raise StoreError(
+            f"unsupported database URL {url!r}: use sqlite:///path or postgresql://..."
+        )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if not owns_service:
             yield
             return
-        url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
         # Opening, migrating and replaying the log is blocking I/O: keep it off the event loop.
         store = await anyio.to_thread.run_sync(open_store, url)
         started = LedgerService(store)
@@ -576,7 +588,9 @@ def create_app(
         ledger: Annotated[
             str,
             PathParameter(
-                pattern=r"^[0-9]{1,10}$", description="ledger code, 1 to 2^32 - 1 (e.g. 156)"
+                pattern=r"^[0-9]{1,10}$",
+                description="ledger code, 1 to 2^32 - 1 (e.g. 156)",
+                examples=[Example(value="156")],
             ),
         ],
     ) -> TrialBalanceOut:

@@ -90,7 +90,10 @@ class InvalidField(ValueError):
     """A field passed type validation but not a range check (e.g. an id above 2^128 - 1)."""
 
 
-class AccountIn(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False on the input records: a batch decodes thousands of them per request and they never
+# take part in reference cycles, so keeping them out of the cyclic GC saves its scans (~0.1 µs
+# per event, more on a big heap).
+class AccountIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: IdIn
     ledger: Ledger
     code: Code
@@ -100,7 +103,7 @@ class AccountIn(msgspec.Struct, forbid_unknown_fields=True):
     user_data_32: UserData32 = 0
 
 
-class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
+class TransferIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: IdIn
     amount: Amount
     debit_account_id: IdIn = 0

@@ -239,11 +239,13 @@ class Engine:
             account.credits_pending = cp
             account.credits_posted = cpo
             account.flags = flags
+        # Statuses first: a pending created earlier in this chain and then posted or voided by
+        # it must end up with no status at all, not with its restored "pending" one.
+        for pending_id, status in reversed(chain.statuses):
+            self.pending_status[pending_id] = status
         for transfer_id in chain.transfer_ids:
             del self.transfers[transfer_id]
             self.pending_status.pop(transfer_id, None)
-        for pending_id, status in reversed(chain.statuses):
-            self.pending_status[pending_id] = status
         del outcome.transfers[chain.transfers_len :]
         del outcome.history[chain.history_len :]
 
@@ -473,6 +475,18 @@ class Engine:
             self.pending_status[p.id] = PendingStatus.VOIDED
 
     # ----------------------------------------------------------------- expiry
+
+    def next_deadline(self) -> int | None:
+        """The earliest pending deadline (ns) that may still need expiring, if any."""
+        return self._expiries[0][0] if self._expiries else None
+
+    def expire(self) -> BatchOutcome:
+        """An event-less batch that only releases pending transfers past their deadline; the
+        service runs it when idle so that reservations are released on time, not at the next
+        write."""
+        outcome = BatchOutcome(results=[])
+        self._expire(outcome)
+        return outcome
 
     def _expire(self, outcome: BatchOutcome) -> None:
         """Release every pending transfer whose deadline has passed, before the next batch."""

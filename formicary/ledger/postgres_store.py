@@ -16,11 +16,20 @@ batches of 8,190, random 128-bit ids):
   thread fills `postings(bucket, account_id, timestamp)` with one INSERT ... SELECT per chunk
   (server side, in its own transaction: PostgreSQL lets it run beside the writer's commits), and
   queries read the postings up to the watermark plus the log after it, in one REPEATABLE READ
-  snapshot.
+  snapshot. postings.account_key is a bigint (see 0001_init.sql): with numeric(39) keys the
+  indexer was 1.7x slower.
+
+Measured, 1M transfers committed in batches of 8,190 (small ids / random 128-bit ids):
+  commit alone, indexer off: 665k / 400k rows/s (10k accounts), 650k / 260k (1M accounts);
+  commit alone, indexer running beside it: 175k-405k rows/s;
+  engine + commit end to end: 287k/s (10k accounts), 259k/s (1M) with indexing deferred,
+  175k/s and 147k/s with the index kept up to date all along;
+  indexing alone: ~225-270k transfers/s; load_log: 410-710k rows/s; account_transfers: ~1-2 ms.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -244,8 +253,16 @@ class PostgresStore:
                         copy.set_types(_ACCOUNT_TYPES)
                         for a in accounts:
                             copy.write_row(
-                                (a.timestamp, a.id, a.ledger, a.code, a.flags, a.user_data_128,
-                                 a.user_data_64, a.user_data_32)
+                                (
+                                    a.timestamp,
+                                    a.id,
+                                    a.ledger,
+                                    a.code,
+                                    a.flags,
+                                    a.user_data_128,
+                                    a.user_data_64,
+                                    a.user_data_32,
+                                )
                             )
                 if transfers:
                     astuple = msgspec.structs.astuple
@@ -264,15 +281,20 @@ class PostgresStore:
                         copy.set_types(_BALANCE_TYPES)
                         for account_id, b in history:
                             copy.write_row(
-                                (account_id, b.timestamp, b.debits_pending, b.debits_posted,
-                                 b.credits_pending, b.credits_posted)
+                                (
+                                    account_id,
+                                    b.timestamp,
+                                    b.debits_pending,
+                                    b.debits_posted,
+                                    b.credits_pending,
+                                    b.credits_posted,
+                                )
                             )
             conn.commit()
         except BaseException as e:
-            try:
+            # A broken connection has rolled back already; the next commit reports it.
+            with contextlib.suppress(psycopg.Error):
                 conn.rollback()
-            except psycopg.Error:
-                pass  # a broken connection rolled back already; the next commit reports it
             if isinstance(e, psycopg.Error | OverflowError | ValueError):
                 raise StoreError(f"commit failed, nothing was written: {e}") from e
             raise
@@ -307,9 +329,7 @@ class PostgresStore:
             ]
             with conn.cursor(name="formicary_log") as cursor:
                 cursor.itersize = _FETCH_ROWS
-                cursor.execute(
-                    f"SELECT {_TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp"
-                )
+                cursor.execute(f"SELECT {_TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp")
                 yield from _merge(cursor, expirations)
             conn.rollback()
         except psycopg.Error as e:
@@ -433,7 +453,9 @@ def _merge(
             yield from transfers
             continue
         for t in transfers:
-            while next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp:
+            while (
+                next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp
+            ):
                 yield expirations[next_expiration]
                 next_expiration += 1
             yield t

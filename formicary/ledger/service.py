@@ -39,6 +39,9 @@ _Kind = Literal["accounts", "transfers", "query"]
 # gets "busy" retries within tens of milliseconds instead of waiting behind seconds of work.
 QUEUE_EVENTS_MAX = BATCH_EVENTS_MAX * 8
 # Commit latency histogram buckets (seconds) for /metrics.
+# While idle, the writer wakes at the next pending deadline, but at least this often, so a clock
+# that jumps (NTP, tests) cannot leave a reservation unreleased for long.
+EXPIRY_POLL_S_MAX = 1.0
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -233,10 +236,21 @@ class LedgerService:
     # ----------------------------------------------------------------- the writer
 
     def _take(self) -> list[_Request] | None:
-        """Block for work; return consecutive requests of one kind that fit in one batch."""
+        """Block for work; return consecutive requests of one kind that fit in one batch.
+
+        Returns [] when a pending transfer's deadline passed while idle (time to expire it),
+        None when stopping with nothing left to do.
+        """
         with self._cond:
             while not self._queue and not self._stopping:
-                self._cond.wait()
+                deadline = self.engine.next_deadline()
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                wait_s = (deadline - self._clock_ns()) / 1e9
+                if wait_s <= 0:
+                    return []
+                self._cond.wait(min(wait_s, EXPIRY_POLL_S_MAX))
             if not self._queue:
                 return None
             first = self._queue.popleft()
@@ -267,6 +281,11 @@ class LedgerService:
         if self._engine_stale:
             # A commit failed after the engine applied its batch: rebuild from the store.
             self._recover()
+        if not requests:
+            outcome = self.engine.expire()
+            if outcome.expirations:
+                self._commit(outcome, [])
+            return
         kind = requests[0].kind
         if kind == "query":
             for request in requests:
@@ -291,6 +310,21 @@ class LedgerService:
             outcome = self.engine.create_accounts(batch)
         else:
             outcome = self.engine.create_transfers(batch, ends)
+        if not self._commit(outcome, requests):
+            return
+        self.metrics.batches += 1
+        self.metrics.events[kind] += len(batch)
+        results = outcome.results
+        self.metrics.results_failed += len(batch) - results.count("ok")
+        start = 0
+        for request in requests:
+            stop = start + len(request.events)
+            request.future.set_result(results[start:stop])
+            start = stop
+
+    def _commit(self, outcome: BatchOutcome, requests: list[_Request]) -> bool:
+        """Make the outcome durable; on failure answer the requests and mark the engine stale
+        (it holds effects the store does not), so that it is rebuilt before the next batch."""
         started = time.perf_counter()
         try:
             self.store.commit(outcome)
@@ -302,14 +336,6 @@ class LedgerService:
                 request.future.set_exception(
                     ServiceUnavailable(f"the store failed, nothing was applied: {error}")
                 )
-            return
+            return False
         self.metrics.observe_commit(time.perf_counter() - started)
-        self.metrics.batches += 1
-        self.metrics.events[kind] += len(batch)
-        results = outcome.results
-        self.metrics.results_failed += len(batch) - results.count("ok")
-        start = 0
-        for request in requests:
-            stop = start + len(request.events)
-            request.future.set_result(results[start:stop])
-            start = stop
+        return True

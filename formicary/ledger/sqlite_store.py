@@ -16,7 +16,7 @@ Design (figures measured on this 2-core box, 1M transfers in batches of 8,190):
   gets worse as the log grows. Instead the *index file* (`path` + "-index", derived data,
   rebuilt if missing, stale or foreign) is filled by a background thread: `postings(bucket,
   account_id, timestamp)` WITHOUT ROWID, one row per transfer side, written by one INSERT ...
-  SELECT over the log attached read-only, so it runs in C without the GIL on the second core
+  SELECT over the log ATTACHed to it, so it runs in C without the GIL on the other vCPU
   and never takes the log's write lock. Buckets of 131,072 consecutive transfers keep inserts in
   a small cached region: ~500k transfers/s indexed (vs 210-410k into one global index, falling
   with its size). A query reads postings up to the indexer's watermark (read first, so that the
@@ -25,9 +25,13 @@ Design (figures measured on this 2-core box, 1M transfers in batches of 8,190):
   no measurable difference to commit (all within run-to-run noise of +-20% on this VM), so the
   log keeps the defaults; the index connection gets a 64 MB cache to hold the current bucket.
 
-Measured (random 128-bit ids worst case / small ids): commit of 8,190 transfers ~320-450k /
-~420-750k rows/s; load_log decode ~750-800k rows/s. See the final section of the report in
-docs or the module's benchmark notes for details.
+Measured, 1M transfers committed in batches of 8,190 (small ids / random 128-bit ids):
+  commit alone, indexer off: 720k / 330k rows/s (10k accounts), 520k / 290k (1M accounts);
+  commit alone, indexer running beside it: 160k-290k rows/s (it shares the core, see _storekit);
+  engine + commit end to end: 363k/s (10k accounts), 253k/s (1M) with indexing deferred,
+  215k/s and 188k/s with the index kept up to date all along (engine alone: 805k/s, 423k/s);
+  indexing alone: ~560k transfers/s; load_log: 600-740k rows/s; load_accounts: 800k-1M rows/s;
+  account_transfers (limit 100): 0.03-0.4 ms indexed, ~30 ms when scanning a 524k-row tail.
 """
 
 from __future__ import annotations
@@ -174,7 +178,9 @@ class SQLiteStore:
         self.path = _path_from_url(url)
         self.index_path = self.path + "-index"
         if sqlite3.sqlite_version_info < (3, 37, 0):
-            raise StoreError(f"SQLite >= 3.37 is needed (STRICT tables), have {sqlite3.sqlite_version}")
+            raise StoreError(
+                f"SQLite >= 3.37 is needed (STRICT tables), have {sqlite3.sqlite_version}"
+            )
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -278,9 +284,12 @@ class SQLiteStore:
             conn.execute(f"PRAGMA user_version={_INDEX_VERSION}")
             # An index ahead of the log belongs to another (or restored) log: rebuild it.
             watermark = conn.execute("SELECT timestamp FROM index_state").fetchone()[0]
-            if watermark and not conn.execute(
-                "SELECT 1 FROM log.transfers WHERE timestamp = ?", (watermark,)
-            ).fetchone():
+            if (
+                watermark
+                and not conn.execute(
+                    "SELECT 1 FROM log.transfers WHERE timestamp = ?", (watermark,)
+                ).fetchone()
+            ):
                 conn.execute("DELETE FROM postings")
                 conn.execute("DELETE FROM buckets")
                 conn.execute("UPDATE index_state SET timestamp = 0, transfers = 0")
@@ -355,8 +364,16 @@ class SQLiteStore:
                     w.executemany(
                         _INSERT_ACCOUNTS,
                         [
-                            (a.timestamp, _u128(a.id), a.ledger, a.code, a.flags,
-                             _u128(a.user_data_128), _u128(a.user_data_64), a.user_data_32)
+                            (
+                                a.timestamp,
+                                _u128(a.id),
+                                a.ledger,
+                                a.code,
+                                a.flags,
+                                _u128(a.user_data_128),
+                                _u128(a.user_data_64),
+                                a.user_data_32,
+                            )
                             for a in accounts
                         ],
                     )
@@ -393,8 +410,14 @@ class SQLiteStore:
                     w.executemany(
                         _INSERT_BALANCES,
                         [
-                            (_u128(account_id), b.timestamp, b.debits_pending, b.debits_posted,
-                             b.credits_pending, b.credits_posted)
+                            (
+                                _u128(account_id),
+                                b.timestamp,
+                                b.debits_pending,
+                                b.debits_posted,
+                                b.credits_pending,
+                                b.credits_posted,
+                            )
                             for account_id, b in history
                         ],
                     )
@@ -420,8 +443,14 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: cannot load accounts: {e}") from e
         return [
             Account(
-                id=_int(i), ledger=ledger, code=code, flags=flags, user_data_128=_int(u),
-                user_data_64=_int(v), user_data_32=w, timestamp=ts,
+                id=_int(i),
+                ledger=ledger,
+                code=code,
+                flags=flags,
+                user_data_128=_int(u),
+                user_data_64=_int(v),
+                user_data_32=w,
+                timestamp=ts,
             )
             for i, ledger, code, flags, u, v, w, ts in rows
         ]
@@ -498,11 +527,13 @@ class SQLiteStore:
         reverse: bool = False,
     ) -> list[AccountBalance]:
         assert limit >= 0
+        conn = self._reader()
         order = "DESC" if reverse else "ASC"
         try:
-            rows = self._reader().execute(
-                "SELECT timestamp, debits_pending, debits_posted, credits_pending, credits_posted"
-                " FROM account_balances WHERE account_id = ? AND timestamp BETWEEN ? AND ?"
+            rows = conn.execute(
+                "SELECT timestamp, debits_pending, debits_posted, credits_pending,"
+                " credits_posted FROM account_balances"
+                " WHERE account_id = ? AND timestamp BETWEEN ? AND ?"
                 f" ORDER BY timestamp {order} LIMIT ?",
                 (_u128(account_id), timestamp_min, timestamp_max, limit),
             ).fetchall()
@@ -557,18 +588,25 @@ def _statements(script: str) -> Iterator[str]:
     assert not pending.strip() or pending.strip().startswith("--"), "unterminated statement"
 
 
-def _merge(cursor: sqlite3.Cursor, expirations: list[Expiration]) -> Iterator[Transfer | Expiration]:
+def _merge(
+    cursor: sqlite3.Cursor, expirations: list[Expiration]
+) -> Iterator[Transfer | Expiration]:
     """Transfers (in chunks from `cursor`) and expirations, merged by timestamp."""
     next_expiration = 0
     pending = len(expirations)
     while rows := cursor.fetchmany(_FETCH_ROWS):
         transfers = _decode_transfers(rows)
         # Most chunks hold no expiration: yield them whole.
-        if next_expiration == pending or expirations[next_expiration].timestamp > transfers[-1].timestamp:
+        if (
+            next_expiration == pending
+            or expirations[next_expiration].timestamp > transfers[-1].timestamp
+        ):
             yield from transfers
             continue
         for t in transfers:
-            while next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp:
+            while (
+                next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp
+            ):
                 yield expirations[next_expiration]
                 next_expiration += 1
             yield t

@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from formicary.api import create_app
 from formicary.ledger.service import LedgerService, ServiceBusy
+from formicary.ledger.store import StoreError
 from formicary.ledger.types import AMOUNT_MAX, BATCH_EVENTS_MAX, ID_MAX
 
 PROBLEM = "application/problem+json"
@@ -616,14 +617,24 @@ def test_openapi_and_docs(client: TestClient) -> None:
     assert "swagger" in docs.text.lower()
 
 
-def test_app_owns_its_service(api_database_url: str) -> None:
+def test_bad_database_url_fails_at_creation() -> None:
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        create_app(database_url="mysql://nope")
+
+
+def test_app_owns_its_service(database_url: str) -> None:
     """Without a service, the app opens the store on startup and closes it on shutdown."""
-    app = create_app(database_url=api_database_url)
+    app = create_app(database_url=database_url)
+    key = {"Idempotency-Key": "first"}
     with TestClient(app) as client:
         assert client.get("/readyz").status_code == 200
         create(client, "accounts", [account(1), account(2)])
-        create(client, "transfers", [transfer(1, 1, 2, 42)])
-    # A new process on the same database recovers the committed state.
-    with TestClient(create_app(database_url=api_database_url)) as client:
+        assert create(client, "transfers", [transfer(1, 1, 2, 42)], headers=key) == ["ok"]
+    # A new process on the same database recovers the committed state. The idempotency keys
+    # are gone with the old process, but the ledger's idempotency by id still holds.
+    with TestClient(create_app(database_url=database_url)) as client:
         assert balances(client, 2) == (0, 0, 0, 42)
-        assert create(client, "transfers", [transfer(1, 1, 2, 42)]) == ["exists"]
+        response = client.post("/v1/transfers", json=[transfer(1, 1, 2, 42)], headers=key)
+        assert response.status_code == 200 and "idempotent-replayed" not in response.headers
+        assert response.json()["results"][0]["result"] == "exists"
+        assert balances(client, 2) == (0, 0, 0, 42)

@@ -15,8 +15,11 @@ place is marked "Formicary:" below:
 - amount 0 on a post or void means "the whole pending amount";
 - a balancing transfer that can move nothing fails with exceeds_credits / exceeds_debits;
 - re-sending an account whose closed flag was set by a closing transfer is still `exists`;
-- `exists` inside a linked chain fails the chain (as in TigerBeetle);
-- the idempotency comparison of transfers checks fields in the order of the result enum.
+- a re-sent account is compared with the stored one only after it passed validation (TigerBeetle
+  0.15 order), whereas a re-sent transfer id is looked up right after the id checks;
+- the idempotency comparison of transfers checks fields in the order of the result enum;
+- a post/void stores the user data it was sent with (no inheritance from the pending transfer);
+- `exists` inside a linked chain fails the chain (as in TigerBeetle).
 """
 
 from __future__ import annotations
