@@ -82,23 +82,40 @@ def _payment_requests(
         if rng.random() < 0.9:  # wallet payment: user -> merchant, merchant -> platform fee
             legs = [
                 TransferIn(
-                    id=str(next_id), debit_account_id=user, credit_account_id=merchant,
-                    amount=amount, ledger=CNY, code=PAYMENT, flags=["linked"],
+                    id=str(next_id),
+                    debit_account_id=user,
+                    credit_account_id=merchant,
+                    amount=amount,
+                    ledger=CNY,
+                    code=PAYMENT,
+                    flags=["linked"],
                 ),
                 TransferIn(
-                    id=str(next_id + 1), debit_account_id=merchant, credit_account_id=str(FEES),
-                    amount=fee, ledger=CNY, code=FEE,
+                    id=str(next_id + 1),
+                    debit_account_id=merchant,
+                    credit_account_id=str(FEES),
+                    amount=fee,
+                    ledger=CNY,
+                    code=FEE,
                 ),
             ]
             next_id += 2
         else:  # card payment: reserve at the bank, then capture (or release if declined)
             reserve = TransferIn(
-                id=str(next_id), debit_account_id=str(BANK), credit_account_id=merchant,
-                amount=amount, ledger=CNY, code=CARD_PAYMENT, flags=["pending"], timeout=60,
+                id=str(next_id),
+                debit_account_id=str(BANK),
+                credit_account_id=merchant,
+                amount=amount,
+                ledger=CNY,
+                code=CARD_PAYMENT,
+                flags=["pending"],
+                timeout=60,
             )
             captured = rng.random() < 0.95
             finish = TransferIn(
-                id=str(next_id + 1), amount=0, pending_id=str(next_id),
+                id=str(next_id + 1),
+                amount=0,
+                pending_id=str(next_id),
                 flags=["post_pending_transfer" if captured else "void_pending_transfer"],
                 # Code and accounts may stay 0: a post or void inherits them from the pending.
             )
@@ -122,15 +139,20 @@ def run_demo(
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         console.rule("[bold]Formicary demo")
         console.print(f"starting [bold]formicary serve[/bold] on {url}")
-        with ServerProcess(url, log_path=Path(tmp) / "serve.log") as server, Client(
-            server.base_url
-        ) as client:
+        with (
+            ServerProcess(url, log_path=Path(tmp) / "serve.log") as server,
+            Client(server.base_url) as client,
+        ):
             console.print(f"service ready at {server.base_url} (API docs: {server.base_url}/docs)")
             return _run(console, client, rng, users, merchants, payments)
 
 
 def _run(
-    console: Console, client: Client, rng: random.Random, users: int, merchants: int,
+    console: Console,
+    client: Client,
+    rng: random.Random,
+    users: int,
+    merchants: int,
     payments: int,
 ) -> bool:
     accounts = _accounts(users, merchants)
@@ -139,8 +161,12 @@ def _run(
 
     topups = [
         TransferIn(
-            id=str(i + 1), debit_account_id=str(BANK), credit_account_id=str(USER_BASE + i),
-            amount=rng.randrange(50_000, 2_000_000), ledger=CNY, code=TOPUP,
+            id=str(i + 1),
+            debit_account_id=str(BANK),
+            credit_account_id=str(USER_BASE + i),
+            amount=rng.randrange(50_000, 2_000_000),
+            ledger=CNY,
+            code=TOPUP,
         )
         for i in range(users)
     ]
@@ -151,8 +177,11 @@ def _run(
     events = sum(len(r) for r in requests)
     outcomes: Counter[str] = Counter()
     progress = Progress(
-        TextColumn("[bold]payments burst"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        TextColumn("[bold]payments burst"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
     started = time.perf_counter()
     with progress, ThreadPoolExecutor(CLIENT_THREADS) as pool:

@@ -28,6 +28,7 @@ BANK = 1
 CNY = 156
 KILL_DELAY_S = (0.3, 1.2)
 
+
 class LoadClient(threading.Thread):
     """Sends random batches (plain, linked pairs, two-phase) and remembers what was answered."""
 
@@ -71,15 +72,23 @@ class LoadClient(threading.Thread):
                 pending_id = self.pending_open.pop(rng.randrange(len(self.pending_open)))
                 flag = rng.choice(("post_pending_transfer", "void_pending_transfer"))
                 events.append(
-                    {"id": str(self._id()), "pending_id": str(pending_id), "amount": 0,
-                     "flags": [flag]}
+                    {
+                        "id": str(self._id()),
+                        "pending_id": str(pending_id),
+                        "amount": 0,
+                        "flags": [flag],
+                    }
                 )
         return events
 
     def _plain(self, debit: str, credit: str, amount: int) -> dict[str, Any]:
         return {
-            "id": str(self._id()), "debit_account_id": debit, "credit_account_id": credit,
-            "amount": amount, "ledger": CNY, "code": 1,
+            "id": str(self._id()),
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "ledger": CNY,
+            "code": 1,
         }
 
     def run(self) -> None:
@@ -154,8 +163,14 @@ def _setup_accounts(url: str) -> None:
     response = httpx.post(f"{url}/v1/accounts", json=body, timeout=30)
     assert all(r["result"] == "ok" for r in response.json()["results"])
     funding = [
-        {"id": str(i), "debit_account_id": str(BANK), "credit_account_id": str(i),
-         "amount": 200_000, "ledger": CNY, "code": 2}
+        {
+            "id": str(i),
+            "debit_account_id": str(BANK),
+            "credit_account_id": str(i),
+            "amount": 200_000,
+            "ledger": CNY,
+            "code": 2,
+        }
         for i in range(2, WALLETS + 2)
     ]
     response = httpx.post(f"{url}/v1/transfers", json=funding, timeout=30)
@@ -219,8 +234,10 @@ def test_sigkill_under_load_loses_nothing(database_url: str, tmp_path: Any) -> N
     for account_id, body in served.items():
         dp, dpo, cp, cpo = expected.get(account_id, [0, 0, 0, 0])
         assert (
-            body["debits_pending"], body["debits_posted"],
-            body["credits_pending"], body["credits_posted"],
+            body["debits_pending"],
+            body["debits_posted"],
+            body["credits_pending"],
+            body["credits_posted"],
         ) == (dp, dpo, cp, cpo), f"account {account_id} disagrees with its stored transfers"
         if account_id != BANK:
             assert dp + dpo <= cpo, f"wallet {account_id} went negative"

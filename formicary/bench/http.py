@@ -86,8 +86,7 @@ def _run_children(
     start = context.Event()
     with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
         futures = [
-            pool.submit(worker, base_url, share, manager_counter, start, *extra)
-            for share in shares
+            pool.submit(worker, base_url, share, manager_counter, start, *extra) for share in shares
         ]
         time.sleep(1.0)  # let the children import and connect before the clock starts
         started = time.perf_counter()
@@ -161,9 +160,7 @@ def bench_http_batches(
         batches = workload.payment_batches(transfers, HTTP_BATCH)
         bodies = [msgspec.json.encode([_transfer_wire(t) for t in b]) for b in batches]
         shares = [bodies[i::BATCH_CLIENT_PROCESSES] for i in range(BATCH_CLIENT_PROCESSES)]
-        seconds, latencies, failed = _run_children(
-            _batch_worker, shares, server.base_url, progress
-        )
+        seconds, latencies, failed = _run_children(_batch_worker, shares, server.base_url, progress)
         conserved = _trial_balance_ok(server)
     return make_result(
         "d",

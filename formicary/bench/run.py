@@ -41,9 +41,7 @@ def _progress(console: Console, quiet: bool) -> Iterator[Progress]:
         yield progress
 
 
-def _runner(
-    progress: Progress, description: str, total: int
-) -> Callable[[int], None]:
+def _runner(progress: Progress, description: str, total: int) -> Callable[[int], None]:
     task = progress.add_task(description, total=total)
     return lambda done: progress.advance(task, done)
 
@@ -80,9 +78,7 @@ def run_ledger_bench(
         if "d" in scenarios:
             url = f"sqlite:///{Path(tmp) / 'bench-d.db'}"
             tick = _runner(progress, "(d) HTTP batches", http_transfers)
-            results.append(
-                bench_http_batches(url, http_transfers, accounts, TARGETS["d"], tick)
-            )
+            results.append(bench_http_batches(url, http_transfers, accounts, TARGETS["d"], tick))
         if "e" in scenarios:
             url = f"sqlite:///{Path(tmp) / 'bench-e.db'}"
             tick = _runner(progress, "(e) HTTP SDK", http_transfers)
@@ -112,7 +108,5 @@ def run_ledger_bench(
     return {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "accounts": accounts,
-        "scenarios": {
-            r.scenario: {f: getattr(r, f) for f in r.__struct_fields__} for r in results
-        },
+        "scenarios": {r.scenario: {f: getattr(r, f) for f in r.__struct_fields__} for r in results},
     }

@@ -70,9 +70,7 @@ class Workload:
             credit = randrange(first, stop - 1)
             if credit >= debit:
                 credit += 1  # uniform over the other wallets
-            batch.append(
-                self._transfer(debit, credit, randrange(1, PAYMENT_FEN_MAX), PAYMENT_CODE)
-            )
+            batch.append(self._transfer(debit, credit, randrange(1, PAYMENT_FEN_MAX), PAYMENT_CODE))
             if len(batch) == batch_size:
                 batches.append(batch)
                 batch = []

@@ -520,9 +520,7 @@ class Engine:
 
     # ----------------------------------------------------------------- recovery
 
-    def replay(
-        self, accounts: Iterable[Account], log: Iterable[Transfer | Expiration]
-    ) -> None:
+    def replay(self, accounts: Iterable[Account], log: Iterable[Transfer | Expiration]) -> None:
         """Rebuild state from committed records: accounts, then the log in timestamp order.
 
         Committed records were validated when they were first applied, so replay only re-applies

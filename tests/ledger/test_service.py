@@ -31,8 +31,13 @@ def _accounts(service: LedgerService, count: int) -> None:
 
 def _transfer(tid: int, debit: int, credit: int, amount: int, **fields: Any) -> Transfer:
     return Transfer(
-        id=tid, debit_account_id=debit, credit_account_id=credit, amount=amount, ledger=CNY,
-        code=1, **fields,
+        id=tid,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        ledger=CNY,
+        code=1,
+        **fields,
     )
 
 
