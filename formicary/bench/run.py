@@ -100,6 +100,8 @@ def run_ledger_bench(
             )
         console.print(table)
         for r in results:
+            if r.note:
+                console.print(f"({r.scenario}) {r.note}")
             if not r.conserved or r.failed_results:
                 console.print(
                     f"[red]({r.scenario}) conserved={r.conserved} "

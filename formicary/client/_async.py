@@ -374,6 +374,10 @@ class _AsyncBatcher:
                         batch.append((form, future))
                 if batch:
                     await self._send(batch)
+                    # Let the callers just answered run first: most submit their next event
+                    # at once, and it should ride in the next request rather than find this
+                    # task gone and wait out a fresh linger (measured: 9 -> ~60 events/POST).
+                    await asyncio.sleep(0)
         finally:
             # Single-threaded loop: no submit can run between the last emptiness check and
             # here, so a call queued after this point starts a fresh drain task.

@@ -61,6 +61,10 @@ class Store(Protocol):
     ) -> list[AccountBalance]:
         """Balance history rows of a `history` account in [min, max], like account_transfers."""
 
+    def index_now(self) -> None:
+        """Bring the derived per-account index up to the log's end before returning (queries
+        are correct without it; this bounds their cost, e.g. after a burst)."""
+
     def close(self) -> None:
         """Release connections; further calls are errors."""
 
