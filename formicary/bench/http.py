@@ -265,7 +265,7 @@ def bench_http_sdk(
     return make_result(
         "e",
         f"HTTP, single-transfer calls from {SDK_CALLERS} SDK callers "
-        f"sharing one AsyncClient (auto-batching)",
+        "sharing one AsyncClient (auto-batching)",
         transfers,
         seconds,
         1,
