@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from formicary.ledger.store import DEFAULT_DATABASE_URL
+from formicary.logs import configure_logging
 
 __all__ = ["app"]
 
@@ -33,8 +36,29 @@ DatabaseUrl = Annotated[
 ]
 
 
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
 def resolve_database_url(database_url: str | None) -> str:
     return database_url or os.environ.get("FORMICARY_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _check_store(url: str) -> None:
+    """Open and migrate the store once before serving, so that a bad URL, an unreachable server
+    or an unwritable path is one clear line instead of a failed application startup."""
+    from formicary.ledger.store import open_store
+
+    try:
+        store = open_store(url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+    except Exception as error:  # the CLI boundary: any cause becomes one readable line
+        console.print(f"[red]cannot open the ledger store {url}:[/red] {error}")
+        raise typer.Exit(2) from error
 
 
 @app.command()
@@ -42,7 +66,10 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     database_url: DatabaseUrl = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_format: Annotated[
+        LogFormat, typer.Option(help="json: one object per line; text: for a terminal")
+    ] = LogFormat.json,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -51,17 +78,22 @@ def serve(
     from formicary.ledger.store import StoreError
 
     url = resolve_database_url(database_url)
+    _check_store(url)
     try:
         application = create_app(database_url=url)
     except StoreError as error:
         console.print(f"[red]cannot open the ledger store:[/red] {error}")
         raise typer.Exit(2) from error
-    console.print(f"formicary serving on http://{host}:{port} (store: {url}); docs at /docs")
+    configure_logging(log_level, log_format.value)
+    logging.getLogger("formicary").info(
+        "serving", extra={"url": f"http://{host}:{port}", "store": url, "docs": "/docs"}
+    )
     uvicorn.run(
         application,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # keep the handlers configure_logging installed
         access_log=False,  # one log line per request would cost more than the request
         loop="uvloop",
         http="httptools",
@@ -98,17 +130,22 @@ def bench_ledger(
 ) -> None:
     """Transfers/s and batch latency p50/p99: (a) engine, (b) SQLite, (c) PostgreSQL,
     (d) HTTP batches of 1,000, (e) HTTP single transfers from 64 SDK callers."""
+    from formicary.bench.pgtemp import PostgresUnavailable
     from formicary.bench.run import run_ledger_bench
 
-    results = run_ledger_bench(
-        console,
-        transfers=transfers,
-        http_transfers=http_transfers,
-        accounts=accounts,
-        scenarios=scenarios,
-        postgres_url=postgres_url,
-        quiet=as_json,
-    )
+    try:
+        results = run_ledger_bench(
+            console,
+            transfers=transfers,
+            http_transfers=http_transfers,
+            accounts=accounts,
+            scenarios=scenarios,
+            postgres_url=postgres_url,
+            quiet=as_json,
+        )
+    except PostgresUnavailable as error:
+        console.print(f"[red]{error}[/red]; skip (c) with --scenarios abde")
+        raise typer.Exit(2) from error
     if as_json:
         print(json.dumps(results))
 

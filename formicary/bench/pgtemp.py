@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["temporary_database"]
+__all__ = ["PostgresUnavailable", "temporary_database"]
+
+
+class PostgresUnavailable(Exception):
+    """The PostgreSQL server for the benchmark cannot be reached."""
 
 
 @contextmanager
@@ -16,8 +20,11 @@ def temporary_database(server_url: str) -> Iterator[str]:
     import psycopg
 
     name = f"formicary_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        raise PostgresUnavailable(f"cannot reach PostgreSQL at {server_url}: {error}") from error
     parts = urlsplit(server_url)
     try:
         yield urlunsplit(parts._replace(path=f"/{name}"))
