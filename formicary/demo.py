@@ -197,6 +197,11 @@ def _run(
     for code, count in outcomes.most_common():
         table.add_row(code, f"{count:,}")
     console.print(table)
+    if outcomes["exceeds_credits"]:
+        console.print(
+            "exceeds_credits: the user's wallet could not cover the payment, so the whole chain"
+            " was refused (its fee leg answers linked_event_failed) and no money moved"
+        )
     console.print(
         f"[bold]{events:,} transfers in {seconds:.2f} s = "
         f"{events / seconds:,.0f} transfers/s[/bold]"
