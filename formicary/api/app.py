@@ -82,6 +82,7 @@ REQUEST_BODY_MAX_BYTES = 16 * 1024 * 1024
 
 T = TypeVar("T")
 E = TypeVar("E")
+Row = TypeVar("Row")
 
 _ACCOUNTS_DECODER = msgspec.json.Decoder(list[AccountIn])
 _TRANSFERS_DECODER = msgspec.json.Decoder(list[TransferIn])
@@ -443,6 +444,27 @@ def create_app(
     async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
 
+    async def page_rows(
+        query: Callable[..., list[Row]],
+        account_id: int,
+        window: tuple[int, int],
+        limit: int,
+        order: str,
+    ) -> list[Row]:
+        """Up to limit + 1 rows of a store listing (the extra row says whether a next page
+        exists); the store query is blocking I/O, so it runs off the event loop."""
+        low, high = window
+        if low > high:
+            return []
+        return await in_thread(
+            query,
+            account_id,
+            timestamp_min=low,
+            timestamp_max=high,
+            limit=limit + 1,
+            reverse=order == "desc",
+        )
+
     @get(
         "/v1/accounts/{account_id:str}",
         responses=problem_responses(400, 404, 503),
@@ -483,18 +505,9 @@ def create_app(
         order: Order = "asc",
     ) -> TransferPage:
         number = _path_id(account_id, "account_id")
-        low, high = _window(timestamp_from, to, cursor, order)
+        window = _window(timestamp_from, to, cursor, order)
         await require_account(number)
-        if low > high:
-            return TransferPage(items=[], next_cursor=None)
-        rows = await in_thread(
-            ctx.service.account_transfers,
-            number,
-            timestamp_min=low,
-            timestamp_max=high,
-            limit=limit + 1,
-            reverse=order == "desc",
-        )
+        rows = await page_rows(ctx.service.account_transfers, number, window, limit, order)
         return TransferPage(
             items=[transfer_out(t) for t in rows[:limit]],
             next_cursor=_next_cursor(rows, limit, order),
@@ -515,18 +528,9 @@ def create_app(
         order: Order = "asc",
     ) -> BalancePage:
         number = _path_id(account_id, "account_id")
-        low, high = _window(timestamp_from, to, cursor, order)
+        window = _window(timestamp_from, to, cursor, order)
         require_history(await require_account(number))
-        if low > high:
-            return BalancePage(items=[], next_cursor=None)
-        rows = await in_thread(
-            ctx.service.account_balances,
-            number,
-            timestamp_min=low,
-            timestamp_max=high,
-            limit=limit + 1,
-            reverse=order == "desc",
-        )
+        rows = await page_rows(ctx.service.account_balances, number, window, limit, order)
         return BalancePage(
             items=[_balance_out(b) for b in rows[:limit]],
             next_cursor=_next_cursor(rows, limit, order),
