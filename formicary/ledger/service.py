@@ -271,6 +271,8 @@ class LedgerService:
                 self._process(requests)
             except BaseException as error:  # never leave a caller waiting forever
                 log.exception("ledger writer failed a batch")
+                # The engine may hold half a batch that the store does not: rebuild it.
+                self._engine_stale = True
                 for request in requests:
                     if not request.future.done():
                         request.future.set_exception(

@@ -211,3 +211,21 @@ def test_many_threads_conserve_money(database_url: str) -> None:
         assert (dp, dpo) == (cp, cpo)
         for wallet in service.lookup_accounts(list(range(2, 10))):
             assert wallet.debits_posted <= wallet.credits_posted
+
+
+def test_an_engine_failure_mid_batch_rebuilds_from_the_store(database_url: str) -> None:
+    with LedgerService(open_store(database_url)) as service:
+        _accounts(service, 3)
+        assert service.create_transfers([_transfer(1, 1, 2, 100)]) == ["ok"]
+        real = service.engine.create_transfers
+
+        def half_applied(batch: Any, ends: Any = ()) -> BatchOutcome:
+            real(batch, ends)  # the batch's effects are in memory...
+            raise RuntimeError("engine bug (injected)")  # ...but it never reaches the store
+
+        service.engine.create_transfers = half_applied  # type: ignore[method-assign]
+        with pytest.raises(ServiceUnavailable, match="engine bug"):
+            service.create_transfers([_transfer(2, 1, 2, 50)])
+        (wallet,) = service.lookup_accounts([2])
+        assert wallet.credits_posted == 100  # rebuilt from the store, without transfer 2
+        assert service.create_transfers([_transfer(2, 1, 2, 50)]) == ["ok"]
