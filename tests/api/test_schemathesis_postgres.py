@@ -1,7 +1,8 @@
 """The schemathesis conformance run of test_schemathesis.py, on a PostgreSQL ledger.
 
-The database is created at import (the schema must exist before collection) and dropped when
-the module's tests are done; the module is skipped if the server is unreachable.
+The app and its schema are built at import (the schema must exist before collection), the
+database when the module's tests start; it is dropped when they are done. The module is skipped
+if the server is unreachable.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ try:
 except psycopg.OperationalError as error:
     pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {error}", allow_module_level=True)
 
+# The app only connects when its lifespan starts (first request), so the database itself is
+# created by the fixture: a run that stops before this module (-x, -k) leaves nothing behind.
 _DB_NAME = f"formicary_schemathesis_{uuid.uuid4().hex[:12]}"
-_admin.execute(f'CREATE DATABASE "{_DB_NAME}"')
 app, schema = build(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _ledger_lifespan() -> Iterator[None]:
+    _admin.execute(f'CREATE DATABASE "{_DB_NAME}"')
     try:
         seed(app)
         yield
