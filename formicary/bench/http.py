@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from formicary.api.wire import account_out
 from formicary.bench.ledger import ScenarioResult, make_result
 from formicary.bench.workload import LEDGER_CNY, Workload
 from formicary.ledger.types import BATCH_EVENTS_MAX, Account, Transfer
@@ -37,8 +38,7 @@ Progress = Callable[[int], None]
 
 
 def _account_wire(a: Account) -> dict[str, Any]:
-    flags = ["debits_must_not_exceed_credits"] if a.flags else []
-    return {"id": str(a.id), "ledger": a.ledger, "code": a.code, "flags": flags}
+    return {"id": str(a.id), "ledger": a.ledger, "code": a.code, "flags": account_out(a).flags}
 
 
 def _transfer_wire(t: Transfer) -> dict[str, Any]:

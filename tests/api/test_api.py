@@ -12,6 +12,7 @@ from formicary.api import create_app
 from formicary.ledger.service import LedgerService, ServiceBusy
 from formicary.ledger.store import StoreError
 from formicary.ledger.types import AMOUNT_MAX, BATCH_EVENTS_MAX, ID_MAX
+from tests.api.schemathesis_support import ROUTES
 
 PROBLEM = "application/problem+json"
 CNY = 156
@@ -596,16 +597,7 @@ def test_openapi_and_docs(client: TestClient) -> None:
     assert response.status_code == 200
     schema = response.json()
     paths = schema["paths"]
-    for path in (
-        "/v1/accounts",
-        "/v1/transfers",
-        "/v1/accounts/{account_id}",
-        "/v1/transfers/{transfer_id}",
-        "/v1/accounts/{account_id}/transfers",
-        "/v1/accounts/{account_id}/balances",
-        "/v1/accounts/{account_id}/balance",
-        "/v1/ledgers/{ledger}/trial-balance",
-    ):
+    for path in ROUTES:
         assert path in paths, path
     post = paths["/v1/transfers"]["post"]
     assert "200" in post["responses"] and "201" not in post["responses"]

@@ -1185,32 +1185,13 @@ def test_every_result_code_has_a_test() -> None:
 
 def test_failed_chain_that_created_and_posted_a_pending_leaves_no_status() -> None:
     """Regression: rollback must not resurrect the status of a pending the chain created."""
-    engine = Engine(lambda: 1_000)
-    engine.create_accounts([Account(id=1, ledger=1, code=1), Account(id=2, ledger=1, code=1)])
-    linked, pending = int(TransferFlags.LINKED), int(TransferFlags.PENDING)
-    post = int(TransferFlags.POST_PENDING_TRANSFER)
+    engine = Engine(FakeClock())
+    ok_accounts(engine, [acct(1), acct(2)])
     outcome = engine.create_transfers(
         [
-            Transfer(
-                id=10,
-                debit_account_id=1,
-                credit_account_id=2,
-                amount=5,
-                ledger=1,
-                code=1,
-                flags=pending | linked,
-            ),
-            Transfer(
-                id=11,
-                debit_account_id=0,
-                credit_account_id=0,
-                amount=0,
-                ledger=0,
-                code=0,
-                flags=post | linked,
-                pending_id=10,
-            ),
-            Transfer(id=12, debit_account_id=1, credit_account_id=1, amount=1, ledger=1, code=1),
+            xfer(10, amount=5, flags=PENDING | LINKED),
+            post(11, pending_id=10, flags=POST | LINKED),
+            xfer(12, dr=1, cr=1, amount=1),
         ]
     )
     assert outcome.results[2] == "accounts_must_be_different"
