@@ -4,6 +4,7 @@ Every product moves money only through this package: build `Transfer`s (usually 
 chains), submit them to a `LedgerService`, and read the result code of each event.
 """
 
+from formicary.ledger.bulk import BulkRecord
 from formicary.ledger.engine import BatchOutcome, Engine, Expiration, PendingStatus
 from formicary.ledger.service import (
     BatchTooLarge,
@@ -16,11 +17,14 @@ from formicary.ledger.store import DEFAULT_DATABASE_URL, Store, StoreError, open
 from formicary.ledger.types import (
     AMOUNT_MAX,
     BATCH_EVENTS_MAX,
+    BULK_LEGS_MAX,
     ID_MAX,
     Account,
     AccountBalance,
     AccountFlags,
     AccountResult,
+    BulkResult,
+    BulkTransfer,
     Transfer,
     TransferFlags,
     TransferResult,
@@ -29,6 +33,7 @@ from formicary.ledger.types import (
 __all__ = [
     "AMOUNT_MAX",
     "BATCH_EVENTS_MAX",
+    "BULK_LEGS_MAX",
     "DEFAULT_DATABASE_URL",
     "ID_MAX",
     "Account",
@@ -37,6 +42,9 @@ __all__ = [
     "AccountResult",
     "BatchOutcome",
     "BatchTooLarge",
+    "BulkRecord",
+    "BulkResult",
+    "BulkTransfer",
     "Engine",
     "Expiration",
     "LedgerError",

@@ -11,19 +11,26 @@ the indexer's watermark plus a scan of the few transfers committed after it.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from operator import attrgetter
 from typing import TypeVar
+
+from formicary.ledger.bulk import BulkRecord
+from formicary.ledger.engine import Expiration
+from formicary.ledger.types import Transfer
 
 __all__ = [
     "BUCKET_TRANSFERS",
     "BackgroundIndexer",
     "Migration",
     "load_migrations",
+    "merge_log",
     "split_query",
 ]
 
@@ -152,3 +159,27 @@ def split_query(
         if len(rows) < limit and low <= high:
             rows += query(low, high, limit - len(rows))
     return rows
+
+
+def merge_log(
+    transfer_chunks: Iterable[list[Transfer]],
+    expirations: Iterable[Expiration],
+    bulks: Iterable[BulkRecord],
+) -> Iterator[Transfer | Expiration | BulkRecord]:
+    """The whole log in timestamp order: transfers (in chunks, the bulk of it), merged with the
+    rarer expirations and bulk transfers, each stream already in timestamp order."""
+    others = heapq.merge(expirations, bulks, key=attrgetter("timestamp"))
+    other = next(others, None)
+    for transfers in transfer_chunks:
+        # Most chunks hold no other record: yield them whole.
+        if other is None or other.timestamp > transfers[-1].timestamp:
+            yield from transfers
+            continue
+        for t in transfers:
+            while other is not None and other.timestamp < t.timestamp:
+                yield other
+                other = next(others, None)
+            yield t
+    if other is not None:
+        yield other
+        yield from others

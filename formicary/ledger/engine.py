@@ -18,10 +18,12 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 import msgspec
 
+from formicary.ledger.bulk import BulkRecord, legs_digest, pack_legs, unpack_legs
 from formicary.ledger.types import (
     ACCOUNT_FLAGS_KNOWN,
     AMOUNT_MAX,
     BATCH_EVENTS_MAX,
+    BULK_LEGS_MAX,
     ID_MAX,
     NS_PER_S,
     TRANSFER_FLAGS_KNOWN,
@@ -29,6 +31,8 @@ from formicary.ledger.types import (
     AccountBalance,
     AccountFlags,
     AccountResult,
+    BulkResult,
+    BulkTransfer,
     Transfer,
     TransferFlags,
     TransferResult,
@@ -83,6 +87,9 @@ class BatchOutcome(msgspec.Struct, gc=False):
     expirations: list[Expiration] = msgspec.field(default_factory=list)
     # (account id, balances after the event) for accounts with the `history` flag.
     history: list[tuple[int, AccountBalance]] = msgspec.field(default_factory=list)
+    bulks: list[BulkRecord] = msgspec.field(default_factory=list)
+    # For a failed bulk transfer: the index of the leg that failed it (-1: the header did).
+    failed_leg: int = -1
 
 
 class _Chain:
@@ -107,6 +114,9 @@ class Engine:
         self.accounts: dict[int, Account] = {}
         self.transfers: dict[int, Transfer] = {}
         self.pending_status: dict[int, int] = {}
+        # Bulk id -> (header without legs, digest of the legs): enough to answer a re-sent bulk
+        # without keeping millions of legs in memory.
+        self.bulks: dict[int, tuple[BulkRecord, bytes]] = {}
         # Min-heap of (deadline_ns, pending id); stale entries are skipped when popped.
         self._expiries: list[tuple[int, int]] = []
         self.last_timestamp = 0
@@ -542,6 +552,134 @@ class Engine:
                 cr.flags &= ~_CLOSED
             self.pending_status[p.id] = PendingStatus.VOIDED
 
+    # ----------------------------------------------------------------- bulk transfers
+
+    def create_bulk(self, bulk: BulkTransfer) -> BatchOutcome:
+        """Validate and apply one bulk transfer: every leg or none (see BulkTransfer)."""
+        outcome = BatchOutcome(results=[BulkResult.OK])
+        self._expire(outcome)
+        timestamp = self._timestamps(1)
+        result, failed_leg = self._create_bulk(bulk, timestamp, outcome)
+        outcome.results[0] = result
+        outcome.failed_leg = failed_leg
+        return outcome
+
+    def _create_bulk(
+        self, b: BulkTransfer, timestamp: int, outcome: BatchOutcome
+    ) -> tuple[str, int]:
+        B = BulkResult
+        if b.timestamp != 0:
+            return B.TIMESTAMP_MUST_BE_ZERO, -1
+        if b.id == 0:
+            return B.ID_MUST_NOT_BE_ZERO, -1
+        if b.id >= ID_MAX:
+            return B.ID_MUST_NOT_BE_INT_MAX, -1
+        if b.account_id == 0:
+            return B.ACCOUNT_ID_MUST_NOT_BE_ZERO, -1
+        if b.account_id >= ID_MAX:
+            return B.ACCOUNT_ID_MUST_NOT_BE_INT_MAX, -1
+        ids = b.leg_account_ids
+        amounts = b.leg_amounts
+        if not ids:
+            return B.LEGS_MUST_NOT_BE_EMPTY, -1
+        if len(ids) > BULK_LEGS_MAX:
+            return B.LEGS_EXCEED_MAX, -1
+        if len(ids) != len(amounts):
+            return B.LEG_COUNTS_DIFFER, -1
+        if b.ledger == 0:
+            return B.LEDGER_MUST_NOT_BE_ZERO, -1
+        if b.code == 0:
+            return B.CODE_MUST_NOT_BE_ZERO, -1
+        existing = self.bulks.get(b.id)
+        if existing is not None:
+            return _compare_existing_bulk(b, *existing), -1
+        common = self.accounts.get(b.account_id)
+        if common is None:
+            return B.ACCOUNT_NOT_FOUND, -1
+        ledger = b.ledger
+        if common.ledger != ledger:
+            return B.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS, -1
+        if common.flags & _CLOSED:
+            return B.ACCOUNT_ALREADY_CLOSED, -1
+
+        # Pass 1 checks every leg against the balances before the bulk; legs name distinct
+        # accounts, so no leg can change what another leg's check saw.
+        credit_legs = b.debit_common
+        accounts_get = self.accounts.get
+        seen = {b.account_id}
+        legs: list[Account] = []
+        total = 0
+        for index, (account_id, amount) in enumerate(zip(ids, amounts, strict=True)):
+            if not 0 < account_id < ID_MAX:
+                return B.LEG_ACCOUNT_ID_MUST_BE_VALID, index
+            if account_id in seen:
+                return B.LEG_ACCOUNTS_MUST_BE_UNIQUE, index
+            seen.add(account_id)
+            if not 0 < amount <= AMOUNT_MAX:
+                return B.LEG_AMOUNT_MUST_BE_POSITIVE, index
+            a = accounts_get(account_id)
+            if a is None:
+                return B.LEG_ACCOUNT_NOT_FOUND, index
+            if a.ledger != ledger:
+                return B.LEG_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS, index
+            if a.flags & _CLOSED:
+                return B.LEG_ACCOUNT_ALREADY_CLOSED, index
+            if credit_legs:
+                posted = a.credits_posted + amount
+                if posted > AMOUNT_MAX or posted + a.credits_pending > AMOUNT_MAX:
+                    return B.LEG_OVERFLOWS, index
+                if a.flags & _CMNED and posted + a.credits_pending > a.debits_posted:
+                    return B.LEG_EXCEEDS_DEBITS, index
+            else:
+                posted = a.debits_posted + amount
+                if posted > AMOUNT_MAX or posted + a.debits_pending > AMOUNT_MAX:
+                    return B.LEG_OVERFLOWS, index
+                if a.flags & _DMNEC and posted + a.debits_pending > a.credits_posted:
+                    return B.LEG_EXCEEDS_CREDITS, index
+            legs.append(a)
+            total += amount
+        if credit_legs:
+            posted = common.debits_posted + total
+            if posted > AMOUNT_MAX or posted + common.debits_pending > AMOUNT_MAX:
+                return B.OVERFLOWS, -1
+            if common.flags & _DMNEC and posted + common.debits_pending > common.credits_posted:
+                return B.EXCEEDS_CREDITS, -1
+        else:
+            posted = common.credits_posted + total
+            if posted > AMOUNT_MAX or posted + common.credits_pending > AMOUNT_MAX:
+                return B.OVERFLOWS, -1
+            if common.flags & _CMNED and posted + common.credits_pending > common.debits_posted:
+                return B.EXCEEDS_DEBITS, -1
+
+        # Pass 2: everything holds, apply.
+        record = _bulk_record(b, timestamp)
+        self._apply_bulk(record, legs, amounts)
+        self.bulks[b.id] = (
+            msgspec.structs.replace(record, leg_accounts=b"", leg_amounts=b""),
+            legs_digest(record.leg_accounts, record.leg_amounts),
+        )
+        outcome.bulks.append(record)
+        if common.flags & _HISTORY:
+            _record_history_of(outcome, timestamp, common)
+        for a in legs:
+            if a.flags & _HISTORY:
+                _record_history_of(outcome, timestamp, a)
+        return B.OK, -1
+
+    def _apply_bulk(self, record: BulkRecord, legs: list[Account], amounts: list[int]) -> None:
+        common = self.accounts[record.account_id]
+        total = 0
+        if record.debit_common:
+            for a, amount in zip(legs, amounts, strict=True):
+                a.credits_posted += amount
+                total += amount
+            common.debits_posted += total
+        else:
+            for a, amount in zip(legs, amounts, strict=True):
+                a.debits_posted += amount
+                total += amount
+            common.credits_posted += total
+
     # ----------------------------------------------------------------- expiry
 
     def next_deadline(self) -> int | None:
@@ -588,7 +726,9 @@ class Engine:
 
     # ----------------------------------------------------------------- recovery
 
-    def replay(self, accounts: Iterable[Account], log: Iterable[Transfer | Expiration]) -> None:
+    def replay(
+        self, accounts: Iterable[Account], log: Iterable[Transfer | Expiration | BulkRecord]
+    ) -> None:
         """Rebuild state from committed records: accounts, then the log in timestamp order.
 
         Committed records were validated when they were first applied, so replay only re-applies
@@ -604,6 +744,8 @@ class Engine:
             last = record.timestamp
             if isinstance(record, Expiration):
                 self._apply_expiration(self.transfers[record.pending_id])
+            elif isinstance(record, BulkRecord):
+                self._replay_bulk(record)
             else:
                 self._replay_transfer(record)
         self.last_timestamp = max(self.last_timestamp, last)
@@ -631,6 +773,16 @@ class Engine:
             dr.debits_posted += t.amount
             cr.credits_posted += t.amount
         self.transfers[t.id] = t
+
+    def _replay_bulk(self, record: BulkRecord) -> None:
+        assert record.id not in self.bulks, "bulk transfer applied twice in the store"
+        account_ids, amounts = unpack_legs(record)
+        accounts = self.accounts
+        self._apply_bulk(record, [accounts[i] for i in account_ids], amounts)
+        self.bulks[record.id] = (
+            msgspec.structs.replace(record, leg_accounts=b"", leg_amounts=b""),
+            legs_digest(record.leg_accounts, record.leg_amounts),
+        )
 
     # ----------------------------------------------------------------- queries
 
@@ -662,14 +814,60 @@ def _snapshot(a: Account) -> tuple[Account, int, int, int, int, int]:
 def _record_history(outcome: BatchOutcome, timestamp: int, dr: Account, cr: Account) -> None:
     for a in (dr, cr):
         if a.flags & _HISTORY:
-            balance = AccountBalance(
-                timestamp=timestamp,
-                debits_pending=a.debits_pending,
-                debits_posted=a.debits_posted,
-                credits_pending=a.credits_pending,
-                credits_posted=a.credits_posted,
-            )
-            outcome.history.append((a.id, balance))
+            _record_history_of(outcome, timestamp, a)
+
+
+def _record_history_of(outcome: BatchOutcome, timestamp: int, a: Account) -> None:
+    balance = AccountBalance(
+        timestamp=timestamp,
+        debits_pending=a.debits_pending,
+        debits_posted=a.debits_posted,
+        credits_pending=a.credits_pending,
+        credits_posted=a.credits_posted,
+    )
+    outcome.history.append((a.id, balance))
+
+
+def _bulk_record(b: BulkTransfer, timestamp: int) -> BulkRecord:
+    leg_accounts, leg_amounts = pack_legs(b.leg_account_ids, b.leg_amounts)
+    return BulkRecord(
+        id=b.id,
+        account_id=b.account_id,
+        debit_common=b.debit_common,
+        ledger=b.ledger,
+        code=b.code,
+        user_data_128=b.user_data_128,
+        user_data_64=b.user_data_64,
+        user_data_32=b.user_data_32,
+        timestamp=timestamp,
+        leg_accounts=leg_accounts,
+        leg_amounts=leg_amounts,
+    )
+
+
+def _compare_existing_bulk(b: BulkTransfer, e: BulkRecord, digest: bytes) -> str:
+    """Idempotency for bulks: `exists` only when header and legs match the stored one."""
+    B = BulkResult
+    if b.account_id != e.account_id:
+        return B.EXISTS_WITH_DIFFERENT_ACCOUNT_ID
+    if b.debit_common != e.debit_common:
+        return B.EXISTS_WITH_DIFFERENT_DIRECTION
+    valid = all(0 <= i <= ID_MAX for i in b.leg_account_ids) and all(
+        -AMOUNT_MAX - 1 <= a <= AMOUNT_MAX for a in b.leg_amounts
+    )
+    if not valid or legs_digest(*pack_legs(b.leg_account_ids, b.leg_amounts)) != digest:
+        return B.EXISTS_WITH_DIFFERENT_LEGS
+    if (b.user_data_128, b.user_data_64, b.user_data_32) != (
+        e.user_data_128,
+        e.user_data_64,
+        e.user_data_32,
+    ):
+        return B.EXISTS_WITH_DIFFERENT_USER_DATA
+    if b.ledger != e.ledger:
+        return B.EXISTS_WITH_DIFFERENT_LEDGER
+    if b.code != e.code:
+        return B.EXISTS_WITH_DIFFERENT_CODE
+    return B.EXISTS
 
 
 def _compare_existing(t: Transfer, e: Transfer, transfers: dict[int, Transfer]) -> str:

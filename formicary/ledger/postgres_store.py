@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -43,8 +44,10 @@ from formicary.ledger._storekit import (
     BUCKET_TRANSFERS,
     BackgroundIndexer,
     load_migrations,
+    merge_log,
     split_query,
 )
+from formicary.ledger.bulk import BulkRecord
 from formicary.ledger.engine import BatchOutcome, Expiration
 from formicary.ledger.store import StoreError
 from formicary.ledger.types import Account, AccountBalance, Transfer
@@ -86,6 +89,14 @@ _COPY_EXPIRATIONS = "COPY expirations (timestamp, pending_id) FROM STDIN (FORMAT
 _COPY_BALANCES = (
     "COPY account_balances (account_id, timestamp, debits_pending, debits_posted,"
     " credits_pending, credits_posted) FROM STDIN (FORMAT BINARY)"
+)
+_BULK_COLUMNS = (
+    "id, account_id, debit_common, ledger, code, user_data_128, user_data_64, user_data_32,"
+    " timestamp, leg_accounts, leg_amounts"
+)
+_INSERT_BULK = (
+    f"INSERT INTO bulk_transfers ({_BULK_COLUMNS}, legs)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _BALANCE_TYPES = ["numeric", "int8", "int8", "int8", "int8", "int8"]
 
@@ -243,7 +254,8 @@ class PostgresStore:
         transfers = outcome.transfers
         expirations = outcome.expirations
         history = outcome.history
-        if not (accounts or transfers or expirations or history):
+        bulks = outcome.bulks
+        if not (accounts or transfers or expirations or history or bulks):
             return  # nothing durable to add: skip the WAL flush
         conn = self._writer
         try:
@@ -276,6 +288,24 @@ class PostgresStore:
                         copy.set_types(["int8", "numeric"])
                         for e in expirations:
                             copy.write_row((e.timestamp, e.pending_id))
+                for b in bulks:
+                    cur.execute(
+                        _INSERT_BULK,
+                        (
+                            b.id,
+                            b.account_id,
+                            b.debit_common,
+                            b.ledger,
+                            b.code,
+                            b.user_data_128,
+                            b.user_data_64,
+                            b.user_data_32,
+                            b.timestamp,
+                            b.leg_accounts,
+                            b.leg_amounts,
+                            b.legs,
+                        ),
+                    )
                 if history:
                     with cur.copy(_COPY_BALANCES) as copy:
                         copy.set_types(_BALANCE_TYPES)
@@ -315,7 +345,7 @@ class PostgresStore:
             conn.rollback()
         return [Account(*row) for row in rows]
 
-    def load_log(self) -> Iterator[Transfer | Expiration]:
+    def load_log(self) -> Iterator[Transfer | Expiration | BulkRecord]:
         self._check_open()
         # A private connection: one snapshot for the whole iteration, independent of queries.
         conn = self._connect(snapshot=True)
@@ -327,10 +357,21 @@ class PostgresStore:
                     "SELECT timestamp, pending_id FROM expirations ORDER BY timestamp"
                 )
             ]
-            with conn.cursor(name="formicary_log") as cursor:
+            with (
+                conn.cursor(name="formicary_log") as cursor,
+                conn.cursor(name="formicary_bulks") as bulks,
+            ):
                 cursor.itersize = _FETCH_ROWS
                 cursor.execute(f"SELECT {_TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp")
-                yield from _merge(cursor, expirations)
+                # One bulk row can carry 100k legs (2.4 MB): fetch a few at a time.
+                bulks.itersize = 4
+                bulks.execute(f"SELECT {_BULK_COLUMNS} FROM bulk_transfers ORDER BY timestamp")
+                T = Transfer
+                chunks = (
+                    [T(*r) for r in rows]
+                    for rows in iter(partial(cursor.fetchmany, _FETCH_ROWS), [])
+                )
+                yield from merge_log(chunks, expirations, map(_decode_bulk, bulks))
             conn.rollback()
         except psycopg.Error as e:
             raise StoreError(f"cannot load the log: {e}") from e
@@ -439,24 +480,18 @@ class PostgresStore:
         return conn
 
 
-def _merge(
-    cursor: psycopg.Cursor[Any], expirations: list[Expiration]
-) -> Iterator[Transfer | Expiration]:
-    """Transfers (in chunks from `cursor`) and expirations, merged by timestamp."""
-    next_expiration = 0
-    pending = len(expirations)
-    T = Transfer
-    while rows := cursor.fetchmany(_FETCH_ROWS):
-        transfers = [T(*r) for r in rows]
-        # Most chunks hold no expiration: yield them whole.
-        if next_expiration == pending or expirations[next_expiration].timestamp > rows[-1][-1]:
-            yield from transfers
-            continue
-        for t in transfers:
-            while (
-                next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp
-            ):
-                yield expirations[next_expiration]
-                next_expiration += 1
-            yield t
-    yield from expirations[next_expiration:]
+def _decode_bulk(row: tuple[Any, ...]) -> BulkRecord:
+    i, account, debit_common, ledger, code, u, v, w, ts, leg_accounts, leg_amounts = row
+    return BulkRecord(
+        id=i,
+        account_id=account,
+        debit_common=debit_common,
+        ledger=ledger,
+        code=code,
+        user_data_128=u,
+        user_data_64=v,
+        user_data_32=w,
+        timestamp=ts,
+        leg_accounts=bytes(leg_accounts),
+        leg_amounts=bytes(leg_amounts),
+    )

@@ -20,7 +20,13 @@ from typing import Any, Literal, TypeVar
 
 from formicary.ledger.engine import BatchOutcome, Engine
 from formicary.ledger.store import Store
-from formicary.ledger.types import BATCH_EVENTS_MAX, Account, AccountBalance, Transfer
+from formicary.ledger.types import (
+    BATCH_EVENTS_MAX,
+    Account,
+    AccountBalance,
+    BulkTransfer,
+    Transfer,
+)
 
 __all__ = [
     "BatchTooLarge",
@@ -33,7 +39,7 @@ __all__ = [
 log = logging.getLogger("formicary.ledger")
 
 T = TypeVar("T")
-_Kind = Literal["accounts", "transfers", "query"]
+_Kind = Literal["accounts", "transfers", "bulk", "query"]
 
 # Default queue bound: enough for a few full batches in flight, small enough that a caller who
 # gets "busy" retries within tens of milliseconds instead of waiting behind seconds of work.
@@ -81,7 +87,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.batches = 0
-        self.events = {"accounts": 0, "transfers": 0}
+        self.events = {"accounts": 0, "transfers": 0, "bulk": 0}
         self.results_failed = 0
         self.busy_rejections = 0
         self.commit_failures = 0
@@ -174,6 +180,11 @@ class LedgerService:
     def submit_transfers(self, transfers: Sequence[Transfer]) -> Future[list[str]]:
         return self._submit(_Request("transfers", transfers))
 
+    def submit_bulk(self, bulk: BulkTransfer) -> Future[tuple[str, int]]:
+        """One bulk transfer, alone in its batch; answers (result, index of the failed leg or
+        -1). It counts as one event against the queue bound: it is one commit."""
+        return self._submit(_Request("bulk", (bulk,)))
+
     def submit_query(self, query: Callable[[Engine], T]) -> Future[T]:
         """Run `query(engine)` on the writer between batches: it sees committed state only."""
         return self._submit(_Request("query", (), query))
@@ -183,6 +194,9 @@ class LedgerService:
 
     def create_transfers(self, transfers: Sequence[Transfer]) -> list[str]:
         return self.submit_transfers(transfers).result()
+
+    def create_bulk(self, bulk: BulkTransfer) -> tuple[str, int]:
+        return self.submit_bulk(bulk).result()
 
     async def create_accounts_async(self, accounts: Sequence[Account]) -> list[str]:
         return await asyncio.wrap_future(self.submit_accounts(accounts))
@@ -256,7 +270,7 @@ class LedgerService:
             first = self._queue.popleft()
             taken = [first]
             events = len(first.events)
-            while self._queue:
+            while self._queue and first.kind != "bulk":
                 nxt = self._queue[0]
                 if nxt.kind != first.kind or events + len(nxt.events) > self.batch_events_max:
                     break
@@ -308,6 +322,15 @@ class LedgerService:
                 end += len(request.events)
                 ends.add(end)
         outcome: BatchOutcome
+        if kind == "bulk":
+            (request,) = requests
+            outcome = self.engine.create_bulk(request.events[0])
+            if self._commit(outcome, requests):
+                self.metrics.batches += 1
+                self.metrics.events[kind] += 1
+                self.metrics.results_failed += outcome.results[0] != "ok"
+                request.future.set_result((outcome.results[0], outcome.failed_leg))
+            return
         if kind == "accounts":
             outcome = self.engine.create_accounts(batch)
         else:

@@ -47,8 +47,10 @@ from formicary.ledger._storekit import (
     BUCKET_TRANSFERS,
     BackgroundIndexer,
     load_migrations,
+    merge_log,
     split_query,
 )
+from formicary.ledger.bulk import BulkRecord
 from formicary.ledger.engine import BatchOutcome, Expiration
 from formicary.ledger.store import StoreError
 from formicary.ledger.types import Account, AccountBalance, Transfer
@@ -96,6 +98,13 @@ _INSERT_ACCOUNTS = (
     " user_data_32) VALUES (?,?,?,?,?,?,?,?)"
 )
 _INSERT_EXPIRATIONS = "INSERT INTO expirations (timestamp, pending_id) VALUES (?,?)"
+_BULK_COLUMNS = (
+    "id, account_id, debit_common, ledger, code, user_data_128, user_data_64, user_data_32,"
+    " timestamp, leg_accounts, leg_amounts"
+)
+_INSERT_BULK = (
+    f"INSERT INTO bulk_transfers ({_BULK_COLUMNS}, legs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 _INSERT_BALANCES = (
     "INSERT INTO account_balances (account_id, timestamp, debits_pending, debits_posted,"
     " credits_pending, credits_posted) VALUES (?,?,?,?,?,?)"
@@ -353,7 +362,8 @@ class SQLiteStore:
         transfers = outcome.transfers
         expirations = outcome.expirations
         history = outcome.history
-        if not (accounts or transfers or expirations or history):
+        bulks = outcome.bulks
+        if not (accounts or transfers or expirations or history or bulks):
             return  # nothing durable to add: skip the fsync
         B = _U63
         w = self._writer
@@ -406,6 +416,24 @@ class SQLiteStore:
                         _INSERT_EXPIRATIONS,
                         [(e.timestamp, _u128(e.pending_id)) for e in expirations],
                     )
+                for b in bulks:
+                    w.execute(
+                        _INSERT_BULK,
+                        (
+                            _u128(b.id),
+                            _u128(b.account_id),
+                            int(b.debit_common),
+                            b.ledger,
+                            b.code,
+                            _u128(b.user_data_128),
+                            _u128(b.user_data_64),
+                            b.user_data_32,
+                            b.timestamp,
+                            b.leg_accounts,
+                            b.leg_amounts,
+                            b.legs,
+                        ),
+                    )
                 if history:
                     w.executemany(
                         _INSERT_BALANCES,
@@ -455,7 +483,7 @@ class SQLiteStore:
             for i, ledger, code, flags, u, v, w, ts in rows
         ]
 
-    def load_log(self) -> Iterator[Transfer | Expiration]:
+    def load_log(self) -> Iterator[Transfer | Expiration | BulkRecord]:
         self._check_open()
         # A private connection: the read transaction (one snapshot) lasts as long as the
         # iteration, and must not collide with queries made meanwhile on this thread.
@@ -469,7 +497,9 @@ class SQLiteStore:
                 )
             ]
             cursor = conn.execute(f"SELECT {_TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp")
-            yield from _merge(cursor, expirations)
+            bulks = conn.execute(f"SELECT {_BULK_COLUMNS} FROM bulk_transfers ORDER BY timestamp")
+            chunks = iter(lambda: _decode_transfers(cursor.fetchmany(_FETCH_ROWS)), [])
+            yield from merge_log(chunks, expirations, map(_decode_bulk, bulks))
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot load the log: {e}") from e
@@ -588,26 +618,18 @@ def _statements(script: str) -> Iterator[str]:
     assert not pending.strip() or pending.strip().startswith("--"), "unterminated statement"
 
 
-def _merge(
-    cursor: sqlite3.Cursor, expirations: list[Expiration]
-) -> Iterator[Transfer | Expiration]:
-    """Transfers (in chunks from `cursor`) and expirations, merged by timestamp."""
-    next_expiration = 0
-    pending = len(expirations)
-    while rows := cursor.fetchmany(_FETCH_ROWS):
-        transfers = _decode_transfers(rows)
-        # Most chunks hold no expiration: yield them whole.
-        if (
-            next_expiration == pending
-            or expirations[next_expiration].timestamp > transfers[-1].timestamp
-        ):
-            yield from transfers
-            continue
-        for t in transfers:
-            while (
-                next_expiration < pending and expirations[next_expiration].timestamp < t.timestamp
-            ):
-                yield expirations[next_expiration]
-                next_expiration += 1
-            yield t
-    yield from expirations[next_expiration:]
+def _decode_bulk(row: tuple) -> BulkRecord:
+    i, account, debit_common, ledger, code, u, v, w, ts, leg_accounts, leg_amounts = row
+    return BulkRecord(
+        id=_int(i),
+        account_id=_int(account),
+        debit_common=bool(debit_common),
+        ledger=ledger,
+        code=code,
+        user_data_128=_int(u),
+        user_data_64=_int(v),
+        user_data_32=w,
+        timestamp=ts,
+        leg_accounts=leg_accounts,
+        leg_amounts=leg_amounts,
+    )

@@ -7,6 +7,7 @@ import formicary.ledger
 EXPECTED = {
     "AMOUNT_MAX",
     "BATCH_EVENTS_MAX",
+    "BULK_LEGS_MAX",
     "DEFAULT_DATABASE_URL",
     "ID_MAX",
     "Account",
@@ -15,6 +16,9 @@ EXPECTED = {
     "AccountResult",
     "BatchOutcome",
     "BatchTooLarge",
+    "BulkRecord",
+    "BulkResult",
+    "BulkTransfer",
     "Engine",
     "Expiration",
     "LedgerError",
