@@ -1,0 +1,619 @@
+"""The money-market fund service: holders, subscriptions, redemptions, and its ledger accounts.
+
+Money and shares move only as ledger transfers, each order one `linked` chain across the money
+ledger (fen) and the fund's share ledger (fen-shares; NAV 1.00, so one fen-share is one fen):
+
+| order | chain (debit -> credit) |
+|---|---|
+| subscribe | user wallet -> CUSTODY (money); ISSUANCE -> holder (shares) |
+| instant redemption (T+0) | holder -> ISSUANCE (shares); CUSTODY -> user wallet (money) |
+| standard redemption (T+1) | holder -> ISSUANCE; CUSTODY -> PAYABLE, to the wallet on pay day |
+
+So CUSTODY's cash always equals the shares outstanding (ISSUANCE's net debit): `reconcile`.
+An order's transfer ids derive from (user, request id): a retried request is applied once, and
+the answer says it was already done. The fund's other state is rebuilt from the ledger on start:
+the recent orders (which shares do not earn yet, or still earn after leaving) and the day's
+instant-redemption totals that the limits count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import msgspec
+
+from formicary.funds import ledger_ids as ids
+from formicary.funds.calendar import BEIJING, TradingCalendar
+from formicary.funds.ledger_ids import AccountKind, Code, TransferKind
+from formicary.funds.store import FundStore
+from formicary.ledger import (
+    AMOUNT_MAX,
+    BATCH_EVENTS_MAX,
+    Account,
+    AccountFlags,
+    LedgerError,
+    LedgerService,
+    Transfer,
+    TransferFlags,
+    TransferResult,
+)
+
+__all__ = [
+    "FundConfig",
+    "FundError",
+    "InstantLimitExceeded",
+    "InsufficientFunds",
+    "InsufficientShares",
+    "InvalidOrder",
+    "LedgerUnavailable",
+    "MoneyMarketFund",
+    "Order",
+    "SnapshotGate",
+    "UnknownHolder",
+]
+
+_DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_LINKED = int(TransferFlags.LINKED)
+_NS_PER_DAY = 86_400 * 1_000_000_000
+# Orders older than this no longer change which shares earn: the longest exchange closure is
+# ~10 days (Spring Festival), so an order's earning start or stop is at most that far ahead.
+RECENT_ORDER_DAYS = 30
+# How many ledger rows one page of the start-up scan of recent orders reads.
+_SCAN_PAGE = 10_000
+
+
+class FundError(Exception):
+    """Base of the fund's errors: the order was refused and nothing was applied."""
+
+
+class InvalidOrder(FundError):
+    """The order itself is malformed (amount, ids)."""
+
+
+class UnknownHolder(FundError):
+    """The user holds no account in this fund."""
+
+
+class InsufficientFunds(FundError):
+    """The wallet cannot pay the subscription."""
+
+
+class InsufficientShares(FundError):
+    """The holder has fewer shares than the redemption asks for."""
+
+
+class InstantLimitExceeded(FundError):
+    """An instant (T+0) redemption is over a per-order, per-day or fund-wide limit."""
+
+
+class LedgerUnavailable(FundError):
+    """The ledger did not apply the order (busy or down): retry with the same request id."""
+
+
+@dataclass(frozen=True, slots=True)
+class FundConfig:
+    """One fund's identity and limits (amounts in fen)."""
+
+    fund_no: int = 1
+    name: str = "Formicary Money Fund"
+    money_ledger: int = 156  # CNY
+    share_ledger: int = 900_001
+    min_subscription_fen: int = 100  # 1 yuan
+    instant_per_order_fen: int = 5_000_000  # 50,000 yuan
+    instant_per_user_day_fen: int = 20_000_000  # 200,000 yuan
+    # What the fund (or its manager's advance) can pay out instantly in one day, all users.
+    instant_fund_day_fen: int = 100_000_000_000  # 1 billion yuan
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fund_no <= ids.FUND_NO_MAX:
+            raise ValueError(f"fund_no must be in 1..{ids.FUND_NO_MAX}")
+        if self.money_ledger == self.share_ledger or min(self.money_ledger, self.share_ledger) < 1:
+            raise ValueError("money and share ledgers must be distinct and positive")
+        for name in (
+            "min_subscription_fen",
+            "instant_per_order_fen",
+            "instant_per_user_day_fen",
+            "instant_fund_day_fen",
+        ):
+            if not 0 < getattr(self, name) <= AMOUNT_MAX:
+                raise ValueError(f"{name} must be in 1..{AMOUNT_MAX}")
+
+
+class Order(msgspec.Struct, frozen=True):
+    """The answer to an order. `replayed` is True when the request id was already applied."""
+
+    request_id: str
+    user_id: str
+    kind: str  # subscribe | redeem_instant | redeem_standard
+    amount_fen: int
+    confirm_day: date
+    # subscribe: the first day the shares earn; redeem: the first day they no longer earn.
+    earning_day: date
+    pay_day: date | None  # standard redemptions: the day the cash reaches the wallet
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _RecentOrder:
+    """What the daily run and the limits need to know of an order applied lately."""
+
+    holder_index: int
+    code: int
+    shares: int
+    earning_day: int  # day number
+    order_day: date  # Beijing calendar day the order was placed
+
+
+class MoneyMarketFund:
+    """One money-market fund on a running `LedgerService` (see the module docstring)."""
+
+    def __init__(
+        self,
+        ledger: LedgerService,
+        store: FundStore,
+        config: FundConfig | None = None,
+        *,
+        calendar: TradingCalendar | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.config = config or FundConfig()
+        self.calendar = calendar or TradingCalendar()
+        self._clock_ns = clock_ns
+        no = self.config.fund_no
+        self.custody = ids.account_id(no, AccountKind.CUSTODY)
+        self.market = ids.account_id(no, AccountKind.MARKET)
+        self.payable = ids.account_id(no, AccountKind.REDEMPTIONS_PAYABLE)
+        self.issuance = ids.account_id(no, AccountKind.ISSUANCE)
+        self.rounding = ids.account_id(no, AccountKind.ROUNDING)
+        self.holder_base = ids.holder_base(no)
+        # Orders pass this gate while they run; the daily run closes it while it reads the
+        # register, so that every order is either wholly in the snapshot or wholly after it.
+        self.gate = SnapshotGate()
+        self._limits_lock = threading.Lock()
+        self._recent: list[_RecentOrder] = []
+        # Instant redemptions per (holder, day) and per day, including reservations in flight.
+        self._instant_by_user: dict[tuple[int, date], int] = defaultdict(int)
+        self._instant_by_day: dict[date, int] = defaultdict(int)
+
+    # ----------------------------------------------------------------- start-up
+
+    def start(self) -> None:
+        """Open the fund's ledger accounts (idempotent) and rebuild its in-memory state."""
+        c = self.config
+        money, shares = c.money_ledger, c.share_ledger
+        code = Code.FUND_ACCOUNT
+        self._create_accounts(
+            [
+                Account(id=self.custody, ledger=money, code=code, flags=_DMNEC),
+                Account(id=self.market, ledger=money, code=code),
+                Account(id=self.payable, ledger=money, code=code, flags=_DMNEC),
+                Account(id=self.issuance, ledger=shares, code=code),
+                Account(id=self.rounding, ledger=shares, code=code),
+            ]
+        )
+        # A crash between registering a holder and opening its account leaves the account
+        # missing: open every registered holder's account that the ledger does not know.
+        count = self.store.holder_count()
+        known = self.ledger.submit_query(
+            lambda e: sum(1 for i in range(count) if self.holder_base + i in e.accounts)
+        ).result()
+        if known < count:
+            self._open_holder_accounts(0, count)
+        self._rebuild_recent_orders()
+
+    def _create_accounts(self, accounts: list[Account]) -> None:
+        # A few batches in flight: the next is queued while the ledger commits the last.
+        in_flight: list[Future[list[str]]] = []
+        for start in range(0, len(accounts), BATCH_EVENTS_MAX):
+            in_flight.append(
+                self.ledger.submit_accounts(accounts[start : start + BATCH_EVENTS_MAX])
+            )
+            if len(in_flight) >= 4 or start + BATCH_EVENTS_MAX >= len(accounts):
+                for future in in_flight:
+                    bad = {r for r in future.result() if r not in ("ok", "exists")}
+                    if bad:
+                        raise FundError(f"cannot open the fund's ledger accounts: {sorted(bad)}")
+                in_flight.clear()
+
+    def _open_holder_accounts(self, first: int, stop: int) -> None:
+        ledger, code = self.config.share_ledger, Code.HOLDER_SHARES
+        self._create_accounts(
+            [
+                Account(id=self.holder_base + i, ledger=ledger, code=code, flags=_DMNEC)
+                for i in range(first, stop)
+            ]
+        )
+
+    def _rebuild_recent_orders(self) -> None:
+        since = self._clock_ns() - RECENT_ORDER_DAYS * _NS_PER_DAY
+        recent: list[_RecentOrder] = []
+        while True:
+            page = self.ledger.account_transfers(
+                self.issuance, timestamp_min=since, limit=_SCAN_PAGE
+            )
+            recent.extend(r for t in page if (r := self._recent_of(t)) is not None)
+            if len(page) < _SCAN_PAGE:
+                break
+            since = page[-1].timestamp + 1
+        with self._limits_lock:
+            self._recent = recent
+            self._instant_by_user.clear()
+            self._instant_by_day.clear()
+            for r in recent:
+                if r.code == Code.REDEMPTION_INSTANT:
+                    self._instant_by_user[(r.holder_index, r.order_day)] += r.shares
+                    self._instant_by_day[r.order_day] += r.shares
+
+    def _recent_of(self, t: Transfer) -> _RecentOrder | None:
+        if t.code == Code.SUBSCRIPTION:
+            holder = t.credit_account_id - self.holder_base
+        elif t.code in (Code.REDEMPTION_INSTANT, Code.REDEMPTION_STANDARD):
+            holder = t.debit_account_id - self.holder_base
+        else:
+            return None
+        return _RecentOrder(
+            holder_index=holder,
+            code=t.code,
+            shares=t.amount,
+            earning_day=t.user_data_32,
+            order_day=_beijing_day(t.user_data_64),
+        )
+
+    # ----------------------------------------------------------------- holders
+
+    def open_holder(self, user_id: str) -> int:
+        """The user's holder index, opening a share account for a new user."""
+        _check_user(user_id)
+        index = self.store.holder_index(user_id)
+        if index is not None:
+            return index  # its account was opened with it (or by start() after a crash)
+        index = self.store.add_holder(user_id)
+        if index >= ids.HOLDERS_MAX:
+            raise FundError("the fund is full")
+        self._open_holder_accounts(index, index + 1)
+        return index
+
+    def open_holders(self, user_ids: Sequence[str]) -> int:
+        """Onboard many new users at once (none may hold already); returns the first index."""
+        for user_id in user_ids:
+            _check_user(user_id)
+        first = self.store.add_holders(user_ids)
+        self._open_holder_accounts(first, first + len(user_ids))
+        return first
+
+    def holder_account(self, user_id: str) -> int:
+        index = self.store.holder_index(user_id)
+        if index is None:
+            raise UnknownHolder(f"user {user_id!r} holds nothing in fund {self.config.fund_no}")
+        return self.holder_base + index
+
+    def shares(self, user_id: str) -> int:
+        """The user's shares (fen-shares), straight from the ledger."""
+        (account,) = self.ledger.lookup_accounts([self.holder_account(user_id)])
+        return account.credits_posted - account.debits_posted
+
+    # ----------------------------------------------------------------- orders
+
+    def subscribe(
+        self, user_id: str, wallet_account_id: int, amount_fen: int, request_id: str
+    ) -> Order:
+        """Buy shares with wallet money: confirmed on trading day T (cut-off 15:00), earning
+        from the next trading day."""
+        c = self.config
+        _check_order(amount_fen, request_id, wallet_account_id)
+        if amount_fen < c.min_subscription_fen:
+            raise InvalidOrder(
+                f"the minimum subscription is {c.min_subscription_fen} fen, got {amount_fen}"
+            )
+        holder = self.open_holder(user_id)
+        now = self._clock_ns()
+        confirm = self.calendar.confirmation_day(_beijing(now))
+        earning = self.calendar.earning_start_day(confirm)
+        money_id = ids.order_transfer_id(
+            c.fund_no, TransferKind.SUBSCRIBE_CASH, user_id, request_id
+        )
+        share_id = ids.order_transfer_id(
+            c.fund_no, TransferKind.SUBSCRIBE_SHARES, user_id, request_id
+        )
+        chain = [
+            Transfer(
+                id=money_id,
+                debit_account_id=wallet_account_id,
+                credit_account_id=self.custody,
+                amount=amount_fen,
+                ledger=c.money_ledger,
+                code=Code.SUBSCRIPTION,
+                flags=_LINKED,
+                user_data_64=now,
+                user_data_32=ids.day_number(earning),
+            ),
+            Transfer(
+                id=share_id,
+                debit_account_id=self.issuance,
+                credit_account_id=self.holder_base + holder,
+                amount=amount_fen,
+                ledger=c.share_ledger,
+                code=Code.SUBSCRIPTION,
+                user_data_64=now,
+                user_data_32=ids.day_number(earning),
+            ),
+        ]
+        with self.gate.order():
+            replayed = self._submit(chain, {0: InsufficientFunds})
+            if not replayed:
+                self._remember(chain[1], holder)
+        return Order(request_id, user_id, "subscribe", amount_fen, confirm, earning, None, replayed)
+
+    def redeem(
+        self,
+        user_id: str,
+        wallet_account_id: int,
+        amount_fen: int,
+        request_id: str,
+        *,
+        instant: bool = True,
+    ) -> Order:
+        """Sell shares. Instant (T+0): the cash reaches the wallet now, within the per-order,
+        per-user-day and fund-day limits. Standard: the cash is paid on the next trading day."""
+        c = self.config
+        _check_order(amount_fen, request_id, wallet_account_id)
+        holder_account = self.holder_account(user_id)
+        holder = holder_account - self.holder_base
+        now = self._clock_ns()
+        order_day = _beijing(now).date()
+        confirm = self.calendar.confirmation_day(_beijing(now))
+        stop = self.calendar.earning_stop_day(confirm)
+        pay_day = None if instant else self.calendar.next_trading_day(confirm)
+        code = Code.REDEMPTION_INSTANT if instant else Code.REDEMPTION_STANDARD
+        share_id = ids.order_transfer_id(c.fund_no, TransferKind.REDEEM_SHARES, user_id, request_id)
+        money_id = ids.order_transfer_id(c.fund_no, TransferKind.REDEEM_CASH, user_id, request_id)
+        chain = [
+            Transfer(
+                id=share_id,
+                debit_account_id=holder_account,
+                credit_account_id=self.issuance,
+                amount=amount_fen,
+                ledger=c.share_ledger,
+                code=code,
+                flags=_LINKED,
+                user_data_64=now,
+                user_data_32=ids.day_number(stop),
+            ),
+            Transfer(
+                id=money_id,
+                debit_account_id=self.custody,
+                credit_account_id=wallet_account_id if instant else self.payable,
+                amount=amount_fen,
+                ledger=c.money_ledger,
+                code=code,
+                # Standard: the wallet to pay and the pay day travel with the cash.
+                user_data_128=0 if instant else wallet_account_id,
+                user_data_64=now,
+                user_data_32=ids.day_number(pay_day or stop),
+            ),
+        ]
+        kind = "redeem_instant" if instant else "redeem_standard"
+        with self.gate.order():
+            if instant:
+                self._reserve_instant(holder, order_day, amount_fen)
+            try:
+                replayed = self._submit(chain, {0: InsufficientShares})
+            except BaseException:
+                if instant:
+                    self._release_instant(holder, order_day, amount_fen)
+                raise
+            if replayed:
+                if instant:
+                    self._release_instant(holder, order_day, amount_fen)
+            else:
+                self._remember(chain[0], holder)
+        return Order(request_id, user_id, kind, amount_fen, confirm, stop, pay_day, replayed)
+
+    def _reserve_instant(self, holder: int, day: date, amount_fen: int) -> None:
+        c = self.config
+        if amount_fen > c.instant_per_order_fen:
+            raise InstantLimitExceeded(
+                f"an instant redemption may be at most {c.instant_per_order_fen} fen;"
+                " redeem the rest as a standard (T+1) redemption"
+            )
+        with self._limits_lock:
+            used = self._instant_by_user[(holder, day)]
+            if used + amount_fen > c.instant_per_user_day_fen:
+                raise InstantLimitExceeded(
+                    f"instant redemptions today would reach {used + amount_fen} fen, over the"
+                    f" {c.instant_per_user_day_fen} fen daily limit; use a standard redemption"
+                )
+            fund_used = self._instant_by_day[day]
+            if fund_used + amount_fen > c.instant_fund_day_fen:
+                raise InstantLimitExceeded(
+                    "the fund's instant-redemption capacity for today is used up;"
+                    " use a standard (T+1) redemption"
+                )
+            self._instant_by_user[(holder, day)] = used + amount_fen
+            self._instant_by_day[day] = fund_used + amount_fen
+
+    def _release_instant(self, holder: int, day: date, amount_fen: int) -> None:
+        with self._limits_lock:
+            self._instant_by_user[(holder, day)] -= amount_fen
+            self._instant_by_day[day] -= amount_fen
+
+    def _remember(self, share_leg: Transfer, holder: int) -> None:
+        order = _RecentOrder(
+            holder_index=holder,
+            code=share_leg.code,
+            shares=share_leg.amount,
+            earning_day=share_leg.user_data_32,
+            order_day=_beijing_day(share_leg.user_data_64),
+        )
+        with self._limits_lock:
+            self._recent.append(order)
+
+    def _submit(self, chain: list[Transfer], refusals: dict[int, type[FundError]]) -> bool:
+        """Apply an order's chain; True if it had been applied before (a replayed request)."""
+        try:
+            results = self.ledger.create_transfers(chain)
+        except LedgerError as e:
+            raise LedgerUnavailable(f"the ledger did not take the order: {e}") from e
+        if all(r == TransferResult.OK for r in results):
+            return False
+        if results[0] == TransferResult.EXISTS:
+            # The chain was applied before, atomically: its first leg exists unchanged (and the
+            # ledger failed the rest as linked_event_failed, having checked no further).
+            return True
+        failed = [(i, r) for i, r in enumerate(results) if r != TransferResult.LINKED_EVENT_FAILED]
+        index, result = failed[0] if failed else (0, results[0])
+        if result in (TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS):
+            error = refusals.get(index, FundError)
+            raise error(f"refused by the ledger: {result} (leg {index})")
+        if result.startswith("exists"):
+            raise InvalidOrder(f"this request id was used for a different order ({result})")
+        if result in (
+            TransferResult.DEBIT_ACCOUNT_NOT_FOUND,
+            TransferResult.CREDIT_ACCOUNT_NOT_FOUND,
+            TransferResult.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER,
+            TransferResult.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS,
+            TransferResult.DEBIT_ACCOUNT_ALREADY_CLOSED,
+            TransferResult.CREDIT_ACCOUNT_ALREADY_CLOSED,
+        ):
+            raise InvalidOrder(f"the wallet account cannot take part in this order: {result}")
+        raise FundError(f"refused by the ledger: {result} (leg {index})")
+
+    # ----------------------------------------------------------------- standard redemptions
+
+    def pay_standard_redemptions(self, today: date) -> int:
+        """Pay every standard redemption whose pay day has come (idempotent); returns how many
+        payouts this call made."""
+        c = self.config
+        since = self._clock_ns() - RECENT_ORDER_DAYS * _NS_PER_DAY
+        today_number = ids.day_number(today)
+        due: list[Transfer] = []
+        while True:
+            page = self.ledger.account_transfers(
+                self.payable, timestamp_min=since, limit=_SCAN_PAGE
+            )
+            due.extend(
+                t
+                for t in page
+                if t.code == Code.REDEMPTION_STANDARD
+                and t.credit_account_id == self.payable
+                and t.user_data_32 <= today_number
+            )
+            if len(page) < _SCAN_PAGE:
+                break
+            since = page[-1].timestamp + 1
+        payouts = [
+            Transfer(
+                id=ids.order_transfer_id(c.fund_no, TransferKind.REDEMPTION_PAYOUT, "", str(t.id)),
+                debit_account_id=self.payable,
+                credit_account_id=t.user_data_128,
+                amount=t.amount,
+                ledger=c.money_ledger,
+                code=Code.REDEMPTION_PAYOUT,
+                user_data_128=t.id,
+            )
+            for t in due
+        ]
+        paid = 0
+        for start in range(0, len(payouts), 8190):
+            results = self.ledger.create_transfers(payouts[start : start + 8190])
+            paid += results.count(TransferResult.OK)
+            bad = {r for r in results if r not in (TransferResult.OK, TransferResult.EXISTS)}
+            if bad:
+                raise FundError(f"standard redemption payouts refused: {sorted(bad)}")
+        return paid
+
+    # ----------------------------------------------------------------- books
+
+    def reconcile(self) -> dict[str, int]:
+        """Cash in custody against shares outstanding (NAV 1.00: they must be equal)."""
+        custody, issuance, rounding = self.ledger.lookup_accounts(
+            [self.custody, self.issuance, self.rounding]
+        )
+        cash = custody.credits_posted - custody.debits_posted
+        outstanding = issuance.debits_posted - issuance.credits_posted
+        return {
+            "custody_cash_fen": cash,
+            "shares_outstanding": outstanding,
+            "rounding_shares": rounding.credits_posted - rounding.debits_posted,
+            "difference_fen": cash - outstanding,
+        }
+
+    def recent_orders(self) -> list[_RecentOrder]:
+        with self._limits_lock:
+            horizon = _beijing(self._clock_ns()).date() - timedelta(days=RECENT_ORDER_DAYS)
+            self._recent = [r for r in self._recent if r.order_day >= horizon]
+            return list(self._recent)
+
+    def now(self) -> datetime:
+        return _beijing(self._clock_ns())
+
+    def clock_ns(self) -> int:
+        return self._clock_ns()
+
+
+class SnapshotGate:
+    """Many orders at once, or one snapshot alone: a readers-writer lock where orders are the
+    readers. A waiting snapshot stops new orders from entering, so it cannot starve."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._orders = 0
+        self._snapshot = False
+
+    @contextmanager
+    def order(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._snapshot)
+            self._orders += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._orders -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._snapshot)
+            self._snapshot = True
+            self._cond.wait_for(lambda: self._orders == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._snapshot = False
+                self._cond.notify_all()
+
+
+def _beijing(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, BEIJING)
+
+
+def _beijing_day(ns: int) -> date:
+    return _beijing(ns).date()
+
+
+def _check_user(user_id: str) -> None:
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= 128:
+        raise InvalidOrder("user id must be a string of 1 to 128 characters")
+
+
+def _check_order(amount_fen: int, request_id: str, wallet_account_id: int) -> None:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool):
+        raise InvalidOrder("amount must be an integer number of fen")
+    if not 0 < amount_fen <= AMOUNT_MAX:
+        raise InvalidOrder(f"amount must be 1 to {AMOUNT_MAX} fen, got {amount_fen}")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
+        raise InvalidOrder("request id must be a string of 1 to 128 characters")
+    if not isinstance(wallet_account_id, int) or not 0 < wallet_account_id < 2**128 - 1:
+        raise InvalidOrder("wallet account id must be a ledger account id")
