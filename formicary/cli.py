@@ -10,7 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from formicary.funds.cli import app as funds_app
 from formicary.ledger.store import DEFAULT_DATABASE_URL
 from formicary.logs import configure_logging
 
@@ -23,6 +26,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(funds_app, name="funds")
 
 console = Console()
 
@@ -148,6 +152,60 @@ def bench_ledger(
         raise typer.Exit(2) from error
     if as_json:
         print(json.dumps(results))
+
+
+@bench_app.command("funds")
+def bench_funds(
+    holders: Annotated[int, typer.Option(help="fund holders paid in the daily run")] = 10_000_000,
+    orders: Annotated[
+        int, typer.Option(help="subscriptions, then redemptions, to time (32 threads)")
+    ] = 20_000,
+    workdir: Annotated[
+        str | None, typer.Option(help="where the temporary ledger goes (default: the system's)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The fund's daily income for N holders end to end into the durable ledger (target:
+    10M in <= 40 s, peak memory <= 8 GiB), and subscriptions/redemptions per second."""
+    from formicary.bench.funds import run_funds_bench
+
+    if holders < 1 or orders < 0:
+        console.print("[red]--holders must be at least 1 and --orders not negative[/red]")
+        raise typer.Exit(2)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        results = run_funds_bench(
+            holders=holders, orders=orders, progress=progress, workdir=workdir
+        )
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table(title=f"bench funds: {holders:,} holders (2 cores, SQLite durable)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in results.items():
+        if key != "machine":
+            table.add_row(
+                key,
+                f"{value:,}"
+                if isinstance(value, int) and not isinstance(value, bool)
+                else str(value),
+            )
+    console.print(table)
 
 
 if __name__ == "__main__":
