@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from formicary.channels.cli import app as channels_app
 from formicary.funds.cli import app as funds_app
 from formicary.ledger.store import DEFAULT_DATABASE_URL
 from formicary.logs import configure_logging
@@ -27,6 +28,7 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(funds_app, name="funds")
+app.add_typer(channels_app, name="channels")
 
 console = Console()
 
