@@ -207,9 +207,21 @@ def test_sigkill_under_load_loses_nothing(database_url: str, tmp_path: Any) -> N
     assert answered > kills, "the load never got through; the test proved nothing"
 
     # The service recovered: balances served after restart vs. balances from the stored log.
-    served: dict[int, dict[str, Any]] = {}
-    for account_id in range(1, WALLETS + 2):
-        served[account_id] = httpx.get(f"{server.base_url}/v1/accounts/{account_id}").json()
+    # Pendings with a 1 s timeout may still expire after the load stops (the writer releases
+    # them when idle), adding to the log while we read: read until two reads a poll apart agree.
+    def read_served() -> dict[int, dict[str, Any]]:
+        return {
+            account_id: httpx.get(f"{server.base_url}/v1/accounts/{account_id}").json()
+            for account_id in range(1, WALLETS + 2)
+        }
+
+    served = read_served()
+    for _ in range(20):
+        time.sleep(1.5)
+        again = read_served()
+        if again == served:
+            break
+        served = again
     trial = httpx.get(f"{server.base_url}/v1/ledgers/{CNY}/trial-balance").json()
     server.stop()
 

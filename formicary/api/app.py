@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -29,6 +30,7 @@ from litestar.openapi.spec import Example, Tag
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 from litestar.serialization import encode_json
 
+from formicary.api.funds_routes import DEFAULT_FUNDS_DIR, FUNDS_DIR_ENV, FundHost, fund_routes
 from formicary.api.idempotency import IdempotencyCache
 from formicary.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from formicary.api.metrics import HttpMetrics, render
@@ -307,13 +309,21 @@ class _Context:
 
 
 def create_app(
-    *, database_url: str | None = None, service: LedgerService | None = None
+    *,
+    database_url: str | None = None,
+    service: LedgerService | None = None,
+    funds_dir: str | Path | None = None,
 ) -> Litestar:
     """The API app. With `service`, the caller owns its life cycle; without, the app opens the
     store at `database_url` (or $FORMICARY_DATABASE_URL, or the default SQLite file) on startup
-    and closes it on shutdown."""
+    and closes it on shutdown. The money-market fund keeps its own files in `funds_dir` (or
+    $FORMICARY_FUNDS_DIR, or ./formicary-funds), created on its first request."""
     assert service is None or database_url is None, "pass a service or a database URL, not both"
     ctx = _Context(service)
+    funds = FundHost(
+        lambda: ctx.service,
+        funds_dir or os.environ.get(FUNDS_DIR_ENV) or DEFAULT_FUNDS_DIR,
+    )
     owns_service = service is None
     url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
     if owns_service and not url.startswith(_STORE_URL_PREFIXES):
@@ -326,7 +336,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if not owns_service:
-            yield
+            try:
+                yield
+            finally:
+                funds.close()
             return
         # Opening, migrating and replaying the log is blocking I/O: keep it off the event loop.
         store = await anyio.to_thread.run_sync(open_store, url)
@@ -341,6 +354,7 @@ def create_app(
         try:
             yield
         finally:
+            funds.close()
             ctx._service = None
             await anyio.to_thread.run_sync(started.close)
 
@@ -665,6 +679,7 @@ def create_app(
             readyz,
             metrics,
             openapi,
+            *fund_routes(funds),
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -673,13 +688,15 @@ def create_app(
             title="Formicary ledger API",
             version=API_VERSION,
             description="Double-entry ledger: batches of accounts and transfers, lookups, "
-            "balances and history. Errors are RFC 9457 problem+json with a stable `code`.",
+            "balances and history; the money-market fund on it. Errors are RFC 9457 "
+            "problem+json with a stable `code`.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
             tags=[
                 Tag(name="accounts"),
                 Tag(name="transfers"),
                 Tag(name="ledgers"),
+                Tag(name="funds"),
                 Tag(name="operations"),
             ],
         ),

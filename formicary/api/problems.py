@@ -54,6 +54,11 @@ CODES: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "history_not_enabled": (409, "The account does not keep balance history"),
     "idempotency_key_reused": (422, "The idempotency key was used with a different request"),
+    "invalid_order": (422, "The order is invalid"),
+    "insufficient_funds": (422, "The wallet cannot pay"),
+    "insufficient_shares": (422, "The holder has fewer shares"),
+    "instant_limit_exceeded": (422, "Over an instant-redemption limit"),
+    "fund_conflict": (409, "The fund cannot do this now"),
     "service_busy": (503, "The ledger is busy"),
     "service_unavailable": (503, "The ledger is unavailable"),
     "internal_error": (500, "Internal error"),
@@ -187,9 +192,10 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     descriptions = {
         400: "Invalid request (problem+json, code `validation_failed` or `empty_batch`)",
         404: "Not found (problem+json, code `not_found`)",
-        409: "The account lacks the `history` flag (code `history_not_enabled`)",
+        409: "Conflict with the current state (`history_not_enabled`, `fund_conflict`)",
         413: "Too many events or too large a body (`batch_too_large`, `payload_too_large`)",
-        422: "Idempotency key reused with a different body (`idempotency_key_reused`)",
+        422: "Well-formed but refused (`idempotency_key_reused`, `invalid_order`,"
+        " `insufficient_funds`, `insufficient_shares`, `instant_limit_exceeded`)",
         500: "Internal error (problem+json, code `internal_error`)",
         503: "Ledger busy or unavailable, nothing applied; retry after `Retry-After` seconds",
     }

@@ -1,4 +1,5 @@
-"""Formicary's Python SDK: a sync and an asyncio client for the ledger HTTP API.
+"""Formicary's Python SDK: a sync and an asyncio client for the ledger HTTP API (and the
+money-market fund's routes: `fund_subscribe`, `fund_redeem`, `fund_holding`, ...).
 
 Single-event calls (`create_transfer`, `create_account`) are batched automatically across
 threads or coroutines; lists go out as explicit batches; busy answers (503/429) and network
@@ -14,6 +15,13 @@ errors are retried with bounded backoff, which is safe because events are idempo
         assert result == "ok"
 """
 
+from formicary.api.funds_wire import (
+    FundBooksOut,
+    FundDayOut,
+    FundHoldingOut,
+    FundIncomeOut,
+    FundOrderOut,
+)
 from formicary.api.wire import (
     AccountIn,
     AccountOut,
@@ -58,6 +66,11 @@ __all__ = [
     "CreateResultOut",
     "FieldErrorOut",
     "FormicaryError",
+    "FundBooksOut",
+    "FundDayOut",
+    "FundHoldingOut",
+    "FundIncomeOut",
+    "FundOrderOut",
     "InvalidEventError",
     "NetworkError",
     "NotFound",

@@ -14,11 +14,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from types import TracebackType
+from typing import Any
 
 import httpx
 import msgspec
 
+from formicary.api.funds_wire import (
+    FundBooksOut,
+    FundDayOut,
+    FundDaysOut,
+    FundHoldingOut,
+    FundIncomeOut,
+    FundOrderOut,
+    PayoutsOut,
+)
 from formicary.api.wire import (
     AccountIn,
     AccountOut,
@@ -31,6 +42,7 @@ from formicary.api.wire import (
     TrialBalanceOut,
 )
 from formicary.client import _common as c
+from formicary.client import _funds as f
 from formicary.client._errors import (
     BusyError,
     ClientClosedError,
@@ -286,6 +298,67 @@ class Client:
             return self._http.get(path).is_success
         except httpx.TransportError:
             return False
+
+    # -- the money-market fund -----------------------------------------------------------------
+
+    def fund_subscribe(
+        self,
+        user_id: str,
+        wallet_account_id: int | str,
+        amount: int,
+        *,
+        request_id: str | None = None,
+        fund_no: int = 1,
+    ) -> FundOrderOut:
+        """Buy fund shares from a wallet (fen). Pass `request_id` to make your own retries
+        safe; the client's retries reuse the one it sends."""
+        return self._fund(f.subscribe(fund_no, user_id, wallet_account_id, amount, request_id))
+
+    def fund_redeem(
+        self,
+        user_id: str,
+        wallet_account_id: int | str,
+        amount: int,
+        *,
+        instant: bool = True,
+        request_id: str | None = None,
+        fund_no: int = 1,
+    ) -> FundOrderOut:
+        """Sell fund shares to a wallet: instantly (T+0, within limits) or standard (T+1)."""
+        call = f.redeem(fund_no, user_id, wallet_account_id, amount, request_id, instant)
+        return self._fund(call)
+
+    def fund_holding(self, user_id: str, *, days: int = 30, fund_no: int = 1) -> FundHoldingOut:
+        """A holder's shares and daily income over the last `days` posted days (NotFound if
+        the user holds nothing)."""
+        return self._fund(f.holding(fund_no, user_id, days))
+
+    def fund_days(
+        self, start: date | None = None, end: date | None = None, *, fund_no: int = 1
+    ) -> list[FundDayOut]:
+        """Published daily figures (万份收益, 7-day yield), oldest first."""
+        answer: FundDaysOut = self._fund(f.days(fund_no, start, end))
+        return answer.days
+
+    def fund_post_income(self, day: date, income_fen: int, *, fund_no: int = 1) -> FundIncomeOut:
+        """Post a day's income to every holder (idempotent; days in order)."""
+        return self._fund(f.post_income(fund_no, day, income_fen))
+
+    def fund_pay_redemptions(self, day: date, *, fund_no: int = 1) -> int:
+        """Pay the standard redemptions due by `day`; returns how many were paid now."""
+        answer: PayoutsOut = self._fund(f.pay_redemptions(fund_no, day))
+        return answer.paid
+
+    def fund_books(self, *, fund_no: int = 1) -> FundBooksOut:
+        """Custody cash against shares outstanding."""
+        return self._fund(f.books(fund_no))
+
+    def _fund(self, call: f.FundCall) -> Any:
+        headers = c.JSON_HEADERS if call.content is not None else None
+        response = self._request(
+            call.method, call.path, params=call.params, content=call.content, headers=headers
+        )
+        return c.decode(call.decoder, response)
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ instant-redemption totals that the limits count.
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -30,7 +29,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from formicary.funds import ledger_ids as ids
-from formicary.funds.calendar import BEIJING, TradingCalendar
+from formicary.funds.calendar import BEIJING, CalendarError, TradingCalendar
 from formicary.funds.ledger_ids import AccountKind, Code, TransferKind
 from formicary.funds.store import FundStore
 from formicary.ledger import (
@@ -161,13 +160,14 @@ class MoneyMarketFund:
         config: FundConfig | None = None,
         *,
         calendar: TradingCalendar | None = None,
-        clock_ns: Callable[[], int] = time.time_ns,
+        clock_ns: Callable[[], int] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
         self.config = config or FundConfig()
         self.calendar = calendar or TradingCalendar()
-        self._clock_ns = clock_ns
+        # The ledger's clock by default: order times and ledger timestamps then agree.
+        self._clock_ns = clock_ns or ledger.clock_ns
         no = self.config.fund_no
         self.custody = ids.account_id(no, AccountKind.CUSTODY)
         self.market = ids.account_id(no, AccountKind.MARKET)
@@ -316,8 +316,7 @@ class MoneyMarketFund:
             )
         holder = self.open_holder(user_id)
         now = self._clock_ns()
-        confirm = self.calendar.confirmation_day(_beijing(now))
-        earning = self.calendar.earning_start_day(confirm)
+        confirm, earning, _ = self._order_days(now, instant=True, subscription=True)
         money_id = ids.order_transfer_id(
             c.fund_no, TransferKind.SUBSCRIBE_CASH, user_id, request_id
         )
@@ -348,9 +347,12 @@ class MoneyMarketFund:
             ),
         ]
         with self.gate.order():
-            replayed = self._submit(chain, {0: InsufficientFunds})
-            if not replayed:
+            original_ns = self._submit(chain, {0: InsufficientFunds})
+            if original_ns is None:
                 self._remember(chain[1], holder)
+        replayed = original_ns is not None
+        if original_ns is not None:  # answer as the first time: its days follow its own time
+            confirm, earning, _ = self._order_days(original_ns, instant=True, subscription=True)
         return Order(request_id, user_id, "subscribe", amount_fen, confirm, earning, None, replayed)
 
     def redeem(
@@ -370,9 +372,7 @@ class MoneyMarketFund:
         holder = holder_account - self.holder_base
         now = self._clock_ns()
         order_day = _beijing(now).date()
-        confirm = self.calendar.confirmation_day(_beijing(now))
-        stop = self.calendar.earning_stop_day(confirm)
-        pay_day = None if instant else self.calendar.next_trading_day(confirm)
+        confirm, stop, pay_day = self._order_days(now, instant=instant, subscription=False)
         code = Code.REDEMPTION_INSTANT if instant else Code.REDEMPTION_STANDARD
         share_id = ids.order_transfer_id(c.fund_no, TransferKind.REDEEM_SHARES, user_id, request_id)
         money_id = ids.order_transfer_id(c.fund_no, TransferKind.REDEEM_CASH, user_id, request_id)
@@ -404,19 +404,44 @@ class MoneyMarketFund:
         kind = "redeem_instant" if instant else "redeem_standard"
         with self.gate.order():
             if instant:
-                self._reserve_instant(holder, order_day, amount_fen)
+                try:
+                    self._reserve_instant(holder, order_day, amount_fen)
+                except InstantLimitExceeded:
+                    # A retry of an order applied before is answered as such, not refused.
+                    if not self.ledger.lookup_transfers([share_id]):
+                        raise
+                    instant_reserved = False
+                else:
+                    instant_reserved = True
+            else:
+                instant_reserved = False
             try:
-                replayed = self._submit(chain, {0: InsufficientShares})
+                original_ns = self._submit(chain, {0: InsufficientShares})
             except BaseException:
-                if instant:
+                if instant_reserved:
                     self._release_instant(holder, order_day, amount_fen)
                 raise
-            if replayed:
-                if instant:
-                    self._release_instant(holder, order_day, amount_fen)
-            else:
+            if original_ns is None:
                 self._remember(chain[0], holder)
+            elif instant_reserved:
+                self._release_instant(holder, order_day, amount_fen)  # counted the first time
+        replayed = original_ns is not None
+        if original_ns is not None:
+            confirm, stop, pay_day = self._order_days(
+                original_ns, instant=instant, subscription=False
+            )
         return Order(request_id, user_id, kind, amount_fen, confirm, stop, pay_day, replayed)
+
+    def _order_days(
+        self, now_ns: int, *, instant: bool, subscription: bool
+    ) -> tuple[date, date, date | None]:
+        """(confirm day T, earning start or stop day, pay day of a standard redemption)."""
+        with _calendar_errors():
+            confirm = self.calendar.confirmation_day(_beijing(now_ns))
+            if subscription:
+                return confirm, self.calendar.earning_start_day(confirm), None
+            stop = self.calendar.earning_stop_day(confirm)
+            return confirm, stop, None if instant else self.calendar.next_trading_day(confirm)
 
     def _reserve_instant(self, holder: int, day: date, amount_fen: int) -> None:
         c = self.config
@@ -457,25 +482,34 @@ class MoneyMarketFund:
         with self._limits_lock:
             self._recent.append(order)
 
-    def _submit(self, chain: list[Transfer], refusals: dict[int, type[FundError]]) -> bool:
-        """Apply an order's chain; True if it had been applied before (a replayed request)."""
+    def _submit(self, chain: list[Transfer], refusals: dict[int, type[FundError]]) -> int | None:
+        """Apply an order's chain. None if it was applied now; the original order time (ns) if
+        this request had been applied before (a replayed request)."""
         try:
             results = self.ledger.create_transfers(chain)
         except LedgerError as e:
             raise LedgerUnavailable(f"the ledger did not take the order: {e}") from e
         if all(r == TransferResult.OK for r in results):
-            return False
-        if results[0] == TransferResult.EXISTS:
-            # The chain was applied before, atomically: its first leg exists unchanged (and the
-            # ledger failed the rest as linked_event_failed, having checked no further).
-            return True
+            return None
+        if results[0].startswith("exists"):
+            # The chain was applied before, atomically (the ledger failed the rest of this one
+            # as linked_event_failed). It is this order if the money is the same: the order
+            # time in user_data differs on every retry.
+            (stored,) = self.ledger.lookup_transfers([chain[0].id])
+            first = chain[0]
+            same = (stored.debit_account_id, stored.credit_account_id, stored.amount) == (
+                first.debit_account_id,
+                first.credit_account_id,
+                first.amount,
+            )
+            if same and (stored.ledger, stored.code) == (first.ledger, first.code):
+                return stored.user_data_64
+            raise InvalidOrder("this request id was used for a different order")
         failed = [(i, r) for i, r in enumerate(results) if r != TransferResult.LINKED_EVENT_FAILED]
         index, result = failed[0] if failed else (0, results[0])
         if result in (TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS):
             error = refusals.get(index, FundError)
             raise error(f"refused by the ledger: {result} (leg {index})")
-        if result.startswith("exists"):
-            raise InvalidOrder(f"this request id was used for a different order ({result})")
         if result in (
             TransferResult.DEBIT_ACCOUNT_NOT_FOUND,
             TransferResult.CREDIT_ACCOUNT_NOT_FOUND,
@@ -593,6 +627,17 @@ class SnapshotGate:
             with self._cond:
                 self._snapshot = False
                 self._cond.notify_all()
+
+
+@contextmanager
+def _calendar_errors() -> Iterator[None]:
+    try:
+        yield
+    except CalendarError as error:
+        raise FundError(
+            f"the fund's trading calendar cannot place this order: {error};"
+            " give the fund that year's exchange holidays"
+        ) from error
 
 
 def _beijing(ns: int) -> datetime:

@@ -174,6 +174,10 @@ class LedgerService:
 
     # ----------------------------------------------------------------- submitting
 
+    def clock_ns(self) -> int:
+        """The service's wall clock (ns): what its timestamps follow; products share it."""
+        return self._clock_ns()
+
     def submit_accounts(self, accounts: Sequence[Account]) -> Future[list[str]]:
         return self._submit(_Request("accounts", accounts))
 

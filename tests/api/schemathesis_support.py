@@ -45,11 +45,11 @@ _CONFIG = {
 }
 
 
-def build(database_url: str) -> tuple[Litestar, Any]:
-    """The app on `database_url` and its schema. Nothing starts here: schemathesis starts the
-    app's lifespan at the first request. (`schemathesis.pytest.from_fixture` would be tidier
-    but does not work with pytest 9.)"""
-    app = create_app(database_url=database_url)
+def build(database_url: str, funds_dir: str) -> tuple[Litestar, Any]:
+    """The app on `database_url` (the fund's files in `funds_dir`) and its schema. Nothing
+    starts here: schemathesis starts the app's lifespan at the first request.
+    (`schemathesis.pytest.from_fixture` would be tidier but does not work with pytest 9.)"""
+    app = create_app(database_url=database_url, funds_dir=funds_dir)
     config = schemathesis.config.SchemathesisConfig.from_dict(_CONFIG)
     schema = schemathesis.openapi.from_dict(
         msgspec.json.decode(encode_json(app.openapi_schema.to_schema())), config=config

@@ -7,6 +7,8 @@ if the server is unreachable.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -34,7 +36,8 @@ except psycopg.OperationalError as error:
 # The app only connects when its lifespan starts (first request), so the database itself is
 # created by the fixture: a run that stops before this module (-x, -k) leaves nothing behind.
 _DB_NAME = f"formicary_schemathesis_{uuid.uuid4().hex[:12]}"
-app, schema = build(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}")
+_FUNDS_DIR = tempfile.mkdtemp(prefix="formicary-schemathesis-funds-")
+app, schema = build(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}", _FUNDS_DIR)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,6 +50,7 @@ def _ledger_lifespan() -> Iterator[None]:
         shutdown_lifespans()
         _admin.execute(f'DROP DATABASE IF EXISTS "{_DB_NAME}" WITH (FORCE)')
         _admin.close()
+        shutil.rmtree(_FUNDS_DIR, ignore_errors=True)
 
 
 @schema.parametrize()

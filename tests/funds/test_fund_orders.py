@@ -192,3 +192,19 @@ def test_subscription_confirm_and_earning_days_follow_the_cutoff(
     with world(tmp_path, when) as w:  # type: ignore[arg-type]
         order = w.fund.subscribe("alice", w.wallet(0), 100, "r")
         assert (order.confirm_day, order.earning_day) == (confirm, earning)
+
+
+def test_a_retry_later_is_answered_as_the_first_time(tmp_path: Path) -> None:
+    config = FundConfig(instant_per_user_day_fen=5_000)
+    with world(tmp_path, beijing(2026, 3, 2, 14, 59), config=config) as w:
+        first = w.fund.subscribe("alice", w.wallet(0), 50_000, "s")
+        redeemed = w.fund.redeem("alice", w.wallet(0), 5_000, "r")
+        # After the cut-off, and with the day's instant limit used up by the first attempt.
+        w.clock.set(beijing(2026, 3, 2, 16, 0))
+        again = w.fund.subscribe("alice", w.wallet(0), 50_000, "s")
+        assert again.replayed and again.confirm_day == first.confirm_day == date(2026, 3, 2)
+        retried = w.fund.redeem("alice", w.wallet(0), 5_000, "r")
+        assert retried.replayed and retried.earning_day == redeemed.earning_day
+        assert w.fund.shares("alice") == 45_000
+        with pytest.raises(InstantLimitExceeded):
+            w.fund.redeem("alice", w.wallet(0), 1, "r-new")
