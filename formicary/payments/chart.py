@@ -1,0 +1,170 @@
+"""The payments chart of accounts: account codes, transfer codes and how ids are derived.
+
+Every id is a pure function of domain ids, so that a retried or resumed operation submits
+byte-identical transfers and the ledger answers `exists` instead of applying them twice.
+See docs/accounts.md for the table of money movements.
+
+Id layout (128 bits, both for accounts and transfers):
+
+    account:  [namespace:16][account code:16][number:96]
+    transfer: [namespace:16][operation:8][entity id:96][leg:8]
+
+The namespace keeps the payments ids apart from other products sharing the ledger.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+__all__ = [
+    "CNY",
+    "FEE_INCOME_ID",
+    "MARKETING_ID",
+    "NAMESPACE",
+    "SWEEPS_MAX",
+    "AccountCode",
+    "CampaignLeg",
+    "Op",
+    "PaymentLeg",
+    "PayoutLeg",
+    "RefundLeg",
+    "TransferCode",
+    "account_id",
+    "bank_clearing_id",
+    "campaign_budget_id",
+    "merchant_wallet_id",
+    "transfer_id",
+    "user_wallet_id",
+]
+
+# ISO 4217 numeric code of the renminbi: the ledger of every payments account.
+CNY = 156
+# Bits 127..112 of every payments id (other products pick other namespaces).
+NAMESPACE = 0x0001
+NUMBER_MAX = 2**96 - 1
+# Bank codes are short upper-case identifiers ("ICBC", "CMB", "102"); 12 ASCII bytes fit
+# exactly in the 96-bit number, so the clearing account id spells the bank code.
+_BANK_CODE = re.compile(r"[A-Z0-9]{2,12}")
+
+
+class AccountCode(IntEnum):
+    """The `code` of each kind of payments account."""
+
+    USER_WALLET = 1001
+    MERCHANT_WALLET = 1002
+    BANK_CLEARING = 1003
+    FEE_INCOME = 1004
+    MARKETING_EXPENSE = 1005
+    CAMPAIGN_BUDGET = 1006
+
+
+class TransferCode(IntEnum):
+    """The `code` of each kind of payments transfer (what the money moved for)."""
+
+    TOP_UP = 1001
+    WITHDRAWAL = 1002
+    PAYMENT = 1003
+    COUPON = 1004
+    FEE = 1005
+    REFUND = 1006
+    COUPON_REVERSAL = 1007
+    FEE_REVERSAL = 1008
+    CAMPAIGN_FUNDING = 1009
+    CAMPAIGN_SWEEP = 1010
+    SETTLEMENT = 1011
+    REFUND_TO_WALLET = 1012
+
+
+class Op(IntEnum):
+    """The operation a transfer belongs to (bits 111..104 of its id)."""
+
+    TOP_UP = 1
+    WITHDRAWAL = 2
+    PAYMENT = 3
+    REFUND = 4
+    CAMPAIGN = 5
+    SETTLEMENT = 6
+
+
+class PaymentLeg(IntEnum):
+    """Stable leg numbers of a payment (bits 7..0 of a transfer id): fixed per role, never
+    positional, so that a leg skipped because its amount is 0 does not shift the others."""
+
+    # one-phase (wallet and other ledger-only sources)
+    PAYER = 1
+    COUPON = 2
+    FEE = 3
+    # two-phase (cards): reserve, then post (with FEE) or void
+    PAYER_RESERVE = 4
+    COUPON_RESERVE = 5
+    PAYER_POST = 6
+    COUPON_POST = 7
+    PAYER_VOID = 8
+    COUPON_VOID = 9
+
+
+class RefundLeg(IntEnum):
+    """Leg numbers of a refund."""
+
+    FEE = 1
+    PAYER = 2
+    COUPON = 3
+    # the card payout was declined: the payer's part goes to the user's wallet instead
+    TO_WALLET = 4
+
+
+class PayoutLeg(IntEnum):
+    """Leg numbers of top-ups (one posted leg), withdrawals and settlements (two-phase)."""
+
+    TOP_UP = 1
+    RESERVE = 2
+    POST = 3
+    VOID = 4
+
+
+class CampaignLeg(IntEnum):
+    """Leg numbers of a campaign: its funding, then sweeps 0.. of what is left once closed."""
+
+    FUND = 1
+    SWEEP_FIRST = 16
+
+
+# A sweep is one leg id; 240 sweeps of one campaign is far more than a campaign needs.
+SWEEPS_MAX = 255 - CampaignLeg.SWEEP_FIRST + 1
+
+
+def account_id(code: AccountCode, number: int) -> int:
+    """The id of the payments account of kind `code` for entity `number`."""
+    assert 0 <= number <= NUMBER_MAX, number
+    return (NAMESPACE << 112) | (int(code) << 96) | number
+
+
+def user_wallet_id(user_id: int) -> int:
+    return account_id(AccountCode.USER_WALLET, user_id)
+
+
+def merchant_wallet_id(merchant_id: int) -> int:
+    return account_id(AccountCode.MERCHANT_WALLET, merchant_id)
+
+
+def campaign_budget_id(campaign_id: int) -> int:
+    return account_id(AccountCode.CAMPAIGN_BUDGET, campaign_id)
+
+
+def bank_clearing_id(bank_code: str) -> int:
+    """One clearing account per bank; its number is the bank code's ASCII bytes."""
+    if not _BANK_CODE.fullmatch(bank_code):
+        raise ValueError(f"bank code must be 2-12 of A-Z0-9, got {bank_code!r}")
+    return account_id(AccountCode.BANK_CLEARING, int.from_bytes(bank_code.encode(), "big"))
+
+
+FEE_INCOME_ID = account_id(AccountCode.FEE_INCOME, 1)
+MARKETING_ID = account_id(AccountCode.MARKETING_EXPENSE, 1)
+
+
+def transfer_id(op: Op, entity_id: int, leg: int) -> int:
+    """The id of leg `leg` of operation `op` on entity `entity_id` (a payment id, ...)."""
+    assert 0 < entity_id <= NUMBER_MAX, entity_id
+    assert 0 < leg <= 255, leg
+    return (NAMESPACE << 112) | (int(op) << 104) | (entity_id << 8) | leg
