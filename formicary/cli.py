@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from formicary.channels.cli import app as channels_app
@@ -174,39 +183,82 @@ def bench_funds(
     if holders < 1 or orders < 0:
         console.print("[red]--holders must be at least 1 and --orders not negative[/red]")
         raise typer.Exit(2)
+    with _progress_bars(disable=as_json) as progress:
+        results = run_funds_bench(
+            holders=holders, orders=orders, progress=progress, workdir=workdir
+        )
+    _print_figures(results, f"bench funds: {holders:,} holders", as_json)
+
+
+@bench_app.command("payments")
+def bench_payments(
+    payments: Annotated[int, typer.Option(help="three-leg payments to make")] = 1_000_000,
+    users: Annotated[int, typer.Option(help="paying users (wallets)")] = 10_000,
+    merchants: Annotated[int, typer.Option(help="merchants paid")] = 500,
+    batch_items: Annotated[int, typer.Option(help="payments per batch call")] = 20_000,
+    workdir: Annotated[
+        str | None, typer.Option(help="where the temporary files go (default: the system's)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Three-leg payments per second, durable on SQLite, through the payments batch interface
+    in process (scenario a; target 85,900/s)."""
+    from formicary.bench.payments import run_payments_bench
+    from formicary.payments.batch import BATCH_ITEMS_MAX
+
+    if payments < 1 or users < 1 or merchants < 1 or not 0 < batch_items <= BATCH_ITEMS_MAX:
+        console.print(
+            "[red]--payments, --users and --merchants must be at least 1, and --batch-items"
+            f" 1 to {BATCH_ITEMS_MAX:,}[/red]"
+        )
+        raise typer.Exit(2)
+    with _progress_bars(disable=as_json) as progress:
+        results = run_payments_bench(
+            payments=payments,
+            users=users,
+            merchants=merchants,
+            batch_items=batch_items,
+            progress=progress,
+            workdir=workdir,
+        )
+    _print_figures(results, f"bench payments: {payments:,} payments", as_json)
+
+
+@contextmanager
+def _progress_bars(*, disable: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (phase, done, total) drawing one bar per phase."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        disable=as_json,
+        disable=disable,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done)
 
-        results = run_funds_bench(
-            holders=holders, orders=orders, progress=progress, workdir=workdir
-        )
+        yield progress
+
+
+def _print_figures(results: dict[str, object], title: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(results))
         return
-    table = Table(title=f"bench funds: {holders:,} holders (2 cores, SQLite durable)")
+    table = Table(title=f"{title} (2 cores, SQLite durable)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in results.items():
         if key != "machine":
-            table.add_row(
-                key,
-                f"{value:,}"
-                if isinstance(value, int) and not isinstance(value, bool)
-                else str(value),
+            shown = (
+                f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
             )
+            table.add_row(key, str(shown))
     console.print(table)
 
 

@@ -110,3 +110,38 @@ def test_serve_refuses_an_unwritable_sqlite_path() -> None:
     result = runner.invoke(app, ["serve", "--database-url", "sqlite:////nonexistent/dir/x.db"])
     assert result.exit_code == 2
     assert "cannot open the ledger store" in result.output
+
+
+def test_bench_payments_json_has_the_documented_keys(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "payments",
+            "--payments",
+            "3000",
+            "--users",
+            "30",
+            "--merchants",
+            "5",
+            "--batch-items",
+            "1000",
+            "--workdir",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["books_balanced"] is True and figures["succeeded"] == 3000
+    for key in (
+        "payments_per_s",
+        "transfers_per_s",
+        "batch_latency_ms_p50",
+        "batch_latency_ms_p99",
+        "target_payments_per_s",
+        "met_target",
+    ):
+        assert key in figures, key
+    bad = runner.invoke(app, ["bench", "payments", "--batch-items", "0"])
+    assert bad.exit_code == 2 and "--batch-items" in bad.output
