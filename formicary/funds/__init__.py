@@ -25,6 +25,7 @@ from formicary.funds.fund import (
     LedgerUnavailable,
     MoneyMarketFund,
     Order,
+    SnapshotGate,
     UnknownHolder,
 )
 from formicary.funds.income import (
@@ -103,6 +104,7 @@ __all__ = [
     "RateUnavailable",
     "ShiborFixing",
     "ShiborTable",
+    "SnapshotGate",
     "TradingCalendar",
     "UnknownHolder",
     "allocate_income",

@@ -284,11 +284,13 @@ class DailyRun:
 
 
 def _share_balances(engine: Engine, first_id: int, stop_id: int) -> Int64Array:
-    """Shares of the holder accounts with ids in [first_id, stop_id), on the ledger writer."""
+    """Shares of the holder accounts with ids in [first_id, stop_id), on the ledger writer.
+    Shares reserved by a pending debit (a purchase funded from the fund, not yet closed) are
+    committed elsewhere: they do not earn, and a losing day cannot take them."""
     accounts = engine.accounts
     return np.fromiter(
         (
-            a.credits_posted - a.debits_posted
+            a.credits_posted - a.debits_posted - a.debits_pending
             for a in map(accounts.__getitem__, range(first_id, stop_id))
         ),
         dtype=np.int64,

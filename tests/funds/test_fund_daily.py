@@ -203,3 +203,26 @@ def test_a_run_killed_mid_posting_resumes_with_exactly_one_posting_per_holder(
         store.close()
     assert len(bulks) == -(-holders // 97)
     assert len({b.id for b in bulks}) == len(bulks)
+
+
+def test_reserved_shares_neither_earn_nor_lose(tmp_path: Path) -> None:
+    from formicary.ledger import Transfer, TransferFlags
+
+    with world(tmp_path, MONDAY_10AM) as w:
+        w.fund.subscribe("a", w.wallet(0), 100_000, "s")
+        w.fund.subscribe("b", w.wallet(1), 100_000, "s")
+        # All of a's shares are reserved by a pending debit (as a fund-funded purchase does).
+        reserve = Transfer(
+            id=77,
+            debit_account_id=w.fund.holder_account("a"),
+            credit_account_id=w.fund.issuance,
+            amount=100_000,
+            ledger=w.fund.config.share_ledger,
+            code=1,
+            flags=int(TransferFlags.PENDING),
+        )
+        assert w.ledger.create_transfers([reserve]) == ["ok"]
+        record = w.run.run(FIRST_DAY, -50)  # a losing day: only b's free shares can take it
+        assert record.earning_shares == 100_000
+        assert w.run.plan_amounts(record).tolist() == [0, -50]
+        assert w.fund.reconcile()["difference_fen"] == 0

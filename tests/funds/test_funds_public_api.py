@@ -43,6 +43,7 @@ EXPECTED = {
     "RateUnavailable",
     "ShiborFixing",
     "ShiborTable",
+    "SnapshotGate",
     "TradingCalendar",
     "UnknownHolder",
     "allocate_income",

@@ -1,0 +1,66 @@
+"""The marketplace's exceptions: one tree, one line each. A refusal applies nothing."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BooksMismatch",
+    "InsufficientFunds",
+    "InvalidRequest",
+    "IssuerRefused",
+    "IssuerShortfall",
+    "LedgerUnavailable",
+    "NotDue",
+    "NotFound",
+    "NotOnSale",
+    "SoldOut",
+    "WealthError",
+]
+
+
+class WealthError(Exception):
+    """Base of the marketplace's errors: the request was refused and nothing was applied."""
+
+
+class InvalidRequest(WealthError, ValueError):
+    """The request itself is malformed (amounts, ids, terms, a request id reused)."""
+
+
+class NotFound(WealthError, LookupError):
+    """No such issuer, product or reservation."""
+
+
+class IssuerRefused(WealthError):
+    """The issuer fails a vetting rule; `rule` names it (a `VettingRule` value)."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"issuer refused by rule {rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+class NotOnSale(WealthError):
+    """The product is not on sale: its window has not opened, or its sale has closed."""
+
+
+class SoldOut(WealthError):
+    """Less of the product's size remains than the purchase asks for."""
+
+
+class InsufficientFunds(WealthError):
+    """The funding source cannot pay (wallet balance, fund shares, or no fund holding)."""
+
+
+class NotDue(WealthError):
+    """Too early: a close before the sale window ends, a maturity before the maturity date."""
+
+
+class IssuerShortfall(WealthError):
+    """The issuer's account cannot repay principal plus interest; nothing was paid."""
+
+
+class LedgerUnavailable(WealthError):
+    """The ledger did not apply the request (busy or down): retry with the same request id."""
+
+
+class BooksMismatch(WealthError):
+    """The marketplace's state file and the ledger disagree: stop and investigate."""
