@@ -1,4 +1,5 @@
-"""The payments core: wallets, cards, checkout with coupons, refunds, settlement, offline codes.
+"""The payments core: wallets, cards, checkout with coupons, refunds, settlement, offline codes,
+bill payments and family accounts.
 
 A client of the ledger (DESIGN.md §3): domain state lives in this package's own tables
 (`PaymentsStore`), and every movement of money is a chain of ledger transfers with ids derived
@@ -7,6 +8,15 @@ exactly once. See docs/payments.md and docs/accounts.md.
 """
 
 from formicary.payments.bank import BankAccountRef, BankGateway, FakeBank, Outcome, Reply
+from formicary.payments.bills import (
+    Bill,
+    Biller,
+    BillerCategory,
+    BillPayment,
+    BillPaymentState,
+    Bills,
+    BillSimulator,
+)
 from formicary.payments.campaigns import Campaigns
 from formicary.payments.cashier import Cashier, Quote
 from formicary.payments.chart import (
@@ -17,6 +27,7 @@ from formicary.payments.chart import (
     TransferCode,
     bank_clearing_id,
     campaign_budget_id,
+    family_grant_account_id,
     merchant_wallet_id,
     user_wallet_id,
 )
@@ -24,11 +35,14 @@ from formicary.payments.context import PaymentsConfig
 from formicary.payments.errors import (
     BankBusy,
     BankDeclined,
+    BillOverpayment,
     CodeExpired,
     CodeForged,
     CodeReplayed,
     CouponExhausted,
     CouponNotApplicable,
+    FamilyLimitExceeded,
+    GrantRevoked,
     IdempotencyConflict,
     IdentityLevelTooLow,
     InsufficientFunds,
@@ -45,7 +59,18 @@ from formicary.payments.errors import (
     RefundExceedsPayment,
     RefundInProgress,
     SettlementTooEarly,
+    UnknownBill,
     UnknownParty,
+)
+from formicary.payments.family import (
+    Family,
+    FamilyFunding,
+    FamilyGrant,
+    FamilyMonth,
+    FamilyStatement,
+    FamilyStatementLine,
+    GrantState,
+    MonthState,
 )
 from formicary.payments.funding import CardFunding, FundingRequest, FundingSource, WalletFunding
 from formicary.payments.money import FEE_PLANS, FeePlan, bp_of, pro_rata
@@ -91,6 +116,14 @@ __all__ = [
     "BankBusy",
     "BankDeclined",
     "BankGateway",
+    "Bill",
+    "BillOverpayment",
+    "BillPayment",
+    "BillPaymentState",
+    "BillSimulator",
+    "Biller",
+    "BillerCategory",
+    "Bills",
     "Campaign",
     "CampaignKind",
     "CampaignState",
@@ -108,10 +141,19 @@ __all__ = [
     "CouponExhausted",
     "CouponNotApplicable",
     "FakeBank",
+    "Family",
+    "FamilyFunding",
+    "FamilyGrant",
+    "FamilyLimitExceeded",
+    "FamilyMonth",
+    "FamilyStatement",
+    "FamilyStatementLine",
     "FeePlan",
     "Funding",
     "FundingRequest",
     "FundingSource",
+    "GrantRevoked",
+    "GrantState",
     "IdempotencyConflict",
     "IdentityLevel",
     "IdentityLevelTooLow",
@@ -123,6 +165,7 @@ __all__ = [
     "LedgerRejected",
     "Merchant",
     "MerchantBalanceInsufficient",
+    "MonthState",
     "Offline",
     "Order",
     "OrderAlreadyPaid",
@@ -152,6 +195,7 @@ __all__ = [
     "SettlementTooEarly",
     "Settlements",
     "TransferCode",
+    "UnknownBill",
     "UnknownParty",
     "User",
     "WalletFunding",
@@ -159,6 +203,7 @@ __all__ = [
     "bp_of",
     "campaign_budget_id",
     "cutoff_ns",
+    "family_grant_account_id",
     "merchant_wallet_id",
     "pro_rata",
     "user_wallet_id",

@@ -19,12 +19,14 @@ from enum import IntEnum
 
 __all__ = [
     "CNY",
+    "FAMILY_SWEEPS_MAX",
     "FEE_INCOME_ID",
     "MARKETING_ID",
     "NAMESPACE",
     "SWEEPS_MAX",
     "AccountCode",
     "CampaignLeg",
+    "FamilyLeg",
     "Op",
     "PaymentLeg",
     "PayoutLeg",
@@ -33,6 +35,8 @@ __all__ = [
     "account_id",
     "bank_clearing_id",
     "campaign_budget_id",
+    "family_entity_id",
+    "family_grant_account_id",
     "merchant_wallet_id",
     "transfer_id",
     "user_wallet_id",
@@ -57,6 +61,7 @@ class AccountCode(IntEnum):
     FEE_INCOME = 1004
     MARKETING_EXPENSE = 1005
     CAMPAIGN_BUDGET = 1006
+    FAMILY_GRANT = 1007
 
 
 class TransferCode(IntEnum):
@@ -74,6 +79,8 @@ class TransferCode(IntEnum):
     CAMPAIGN_SWEEP = 1010
     SETTLEMENT = 1011
     REFUND_TO_WALLET = 1012
+    FAMILY_FUNDING = 1013
+    FAMILY_SWEEP = 1014
 
 
 class Op(IntEnum):
@@ -85,6 +92,7 @@ class Op(IntEnum):
     REFUND = 4
     CAMPAIGN = 5
     SETTLEMENT = 6
+    FAMILY = 7
 
 
 class PaymentLeg(IntEnum):
@@ -134,6 +142,20 @@ class CampaignLeg(IntEnum):
 SWEEPS_MAX = 255 - CampaignLeg.SWEEP_FIRST + 1
 
 
+class FamilyLeg(IntEnum):
+    """Leg numbers of one family grant's month: the limit set aside from the payer's wallet,
+    then sweeps 0.. of what is left back to the payer once the month is closed."""
+
+    FUND = 1
+    SWEEP_FIRST = 16
+
+
+# One sweep when the month closes, one more per refund that lands after it: 240 is ample.
+FAMILY_SWEEPS_MAX = 255 - FamilyLeg.SWEEP_FIRST + 1
+# A family month is yyyymm (e.g. 202511), below 2^20; the grant id takes the 76 bits above it.
+_MONTH_BITS = 20
+
+
 def account_id(code: AccountCode, number: int) -> int:
     """The id of the payments account of kind `code` for entity `number`."""
     assert 0 <= number <= NUMBER_MAX, number
@@ -150,6 +172,19 @@ def merchant_wallet_id(merchant_id: int) -> int:
 
 def campaign_budget_id(campaign_id: int) -> int:
     return account_id(AccountCode.CAMPAIGN_BUDGET, campaign_id)
+
+
+def family_entity_id(grant_id: int, month: int) -> int:
+    """The number of one grant's month: its grant account's number and its transfers' entity
+    id. `month` is yyyymm (a calendar month in Beijing time)."""
+    assert 0 < grant_id < 2 ** (96 - _MONTH_BITS), grant_id
+    assert 100_001 <= month <= 999_912 and 1 <= month % 100 <= 12, month
+    return (grant_id << _MONTH_BITS) | month
+
+
+def family_grant_account_id(grant_id: int, month: int) -> int:
+    """The account holding what is left of a family grant's limit for `month` (yyyymm)."""
+    return account_id(AccountCode.FAMILY_GRANT, family_entity_id(grant_id, month))
 
 
 def bank_clearing_id(bank_code: str) -> int:

@@ -12,11 +12,14 @@ from typing import ClassVar
 __all__ = [
     "BankBusy",
     "BankDeclined",
+    "BillOverpayment",
     "CodeExpired",
     "CodeForged",
     "CodeReplayed",
     "CouponExhausted",
     "CouponNotApplicable",
+    "FamilyLimitExceeded",
+    "GrantRevoked",
     "IdempotencyConflict",
     "IdentityLevelTooLow",
     "InsufficientFunds",
@@ -33,6 +36,7 @@ __all__ = [
     "RefundExceedsPayment",
     "RefundInProgress",
     "SettlementTooEarly",
+    "UnknownBill",
     "UnknownParty",
     "error_for",
 ]
@@ -50,6 +54,12 @@ class UnknownParty(PaymentError):
     code = "unknown_party"
 
 
+class UnknownBill(UnknownParty):
+    """A biller, customer account or bill does not exist, or the bill is no longer open."""
+
+    code = "unknown_bill"
+
+
 class InvalidRequest(PaymentError):
     """An argument is out of range or malformed; nothing was done."""
 
@@ -60,6 +70,12 @@ class InvalidCard(InvalidRequest):
     """A card number is malformed or fails the Luhn check."""
 
     code = "invalid_card"
+
+
+class BillOverpayment(InvalidRequest):
+    """The amount is more than the bill has outstanding (nothing, once it is paid)."""
+
+    code = "bill_overpayment"
 
 
 class InvalidState(PaymentError):
@@ -84,6 +100,18 @@ class MerchantBalanceInsufficient(InsufficientFunds):
     """The merchant's wallet cannot cover a refund or a settlement (the ledger refused)."""
 
     code = "merchant_balance_insufficient"
+
+
+class FamilyLimitExceeded(InsufficientFunds):
+    """The member's payment is more than is left of this month's family limit."""
+
+    code = "family_limit_exceeded"
+
+
+class GrantRevoked(PaymentError):
+    """The payer revoked this family grant: it pays for nothing more."""
+
+    code = "grant_revoked"
 
 
 class CouponNotApplicable(PaymentError):

@@ -9,7 +9,9 @@
 
 Components (each a small class over the same `Context`): `parties` (users, merchants, cards,
 wallets, top-ups, withdrawals), `campaigns` (coupons, red packets), `cashier` (orders,
-payments), `refunds`, `settlements` (T+1 batch and report), `offline` (QR and payment codes).
+payments), `refunds`, `settlements` (T+1 batch and report), `offline` (QR and payment codes),
+`bills` (simulated utilities, bill lookup and payment), `family` (family grants with a monthly
+limit the ledger enforces).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import msgspec
 
 from formicary.ledger import AccountFlags, LedgerService
 from formicary.payments.bank import BankGateway
+from formicary.payments.bills import Bills
 from formicary.payments.campaigns import Campaigns
 from formicary.payments.cashier import Cashier
 from formicary.payments.chart import FEE_INCOME_ID, MARKETING_ID, AccountCode
 from formicary.payments.context import Context, PaymentsConfig
 from formicary.payments.errors import PaymentError
+from formicary.payments.family import Family
 from formicary.payments.funding import CardFunding, FundingSource, WalletFunding
 from formicary.payments.ledger_client import LedgerClient
 from formicary.payments.offline import Offline
@@ -70,14 +74,16 @@ class Payments:
         self.ctx = Context(
             LedgerClient(ledger), store, bank, clock_ns, config or PaymentsConfig(), secret
         )
-        for source in (WalletFunding(), CardFunding(store, bank), *sources):
-            self.ctx.sources[source.kind] = source
         self.parties = Parties(self.ctx)
         self.campaigns = Campaigns(self.ctx, self.parties)
         self.cashier = Cashier(self.ctx, self.parties, self.campaigns)
         self.refunds = Refunds(self.ctx, self.cashier)
         self.settlements = Settlements(self.ctx, self.parties)
         self.offline = Offline(self.ctx, self.parties, self.cashier)
+        self.family = Family(self.ctx, self.parties, self.cashier)
+        self.bills = Bills(self.ctx, self.parties, self.cashier, self.family)
+        for source in (WalletFunding(), CardFunding(store, bank), self.family.source, *sources):
+            self.ctx.sources[source.kind] = source
 
     def setup(self) -> None:
         """Create the platform's accounts (fee income, marketing expense); idempotent."""
@@ -90,8 +96,10 @@ class Payments:
 
     def recover(self) -> RecoveryReport:
         """Finish every record a crash (or a busy bank) left open: top-ups, withdrawals,
-        campaign fundings, payments, refunds and settlements, each resumed from its state.
-        Every step is idempotent, so running this twice, or while traffic flows, is safe."""
+        campaign fundings, payments, refunds, settlements and bill payments, each resumed from
+        its state; then close the family months that have ended (or whose grant was revoked),
+        returning their unused limit to the payers. Every step is idempotent, so running this
+        twice, or while traffic flows, is safe."""
         self.setup()
         self.parties.ensure_accounts()
         report = RecoveryReport()
@@ -102,6 +110,7 @@ class Payments:
             ("payments", ("succeeded", "failed"), self.cashier.resume),
             ("refunds", ("succeeded", "failed"), self.refunds.resume),
             ("settlements", ("succeeded", "failed"), self.settlements.resume),
+            ("bill_payments", ("succeeded", "failed"), self.bills.resume),
         ]
         for table, final, resume in open_work:
             for row_id in store.open_ids(table, final, RECOVER_ROWS_MAX):
@@ -114,4 +123,6 @@ class Payments:
                     report.finished += 1
                 else:
                     report.waiting += 1  # e.g. a refund payout or settlement the bank holds
+        # Last: payments of a month that has ended are finished (or failed) by now.
+        report.finished += self.family.close_ended_months(RECOVER_ROWS_MAX)
         return report

@@ -25,8 +25,9 @@ __all__ = ["PaymentsStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-# Each migration takes the schema from version i to i + 1.
+SCHEMA_VERSION = 2
+# Each migration takes the schema from version i to i + 1; a store at an older version is
+# brought forward on open (only new tables and indexes: existing rows are never rewritten).
 _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE users (
@@ -167,6 +168,74 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, nonce)
     ) STRICT;
     CREATE INDEX payment_codes_by_use ON payment_codes (used_ns);
+    """,
+    # 2: bill payments (billers are merchants; bills materialise on lookup) and family grants.
+    """
+    CREATE TABLE billers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        category TEXT NOT NULL,
+        merchant_id INTEGER NOT NULL REFERENCES merchants (id),
+        created_ns INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE bills (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        biller_id INTEGER NOT NULL REFERENCES billers (id),
+        account_number TEXT NOT NULL,
+        period TEXT NOT NULL,  -- the billed calendar month, YYYY-MM
+        amount_fen INTEGER NOT NULL,
+        due_date TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        UNIQUE (biller_id, account_number, period)
+    ) STRICT;
+    CREATE TABLE bill_payments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        bill_id INTEGER NOT NULL REFERENCES bills (id),
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        request_id TEXT NOT NULL,
+        amount_fen INTEGER NOT NULL,
+        funding_kind TEXT NOT NULL,
+        funding_ref TEXT NOT NULL,
+        order_id INTEGER REFERENCES orders (id),
+        payment_id INTEGER REFERENCES payments (id),
+        state TEXT NOT NULL,
+        failure_code TEXT NOT NULL DEFAULT '',
+        failure_detail TEXT NOT NULL DEFAULT '',
+        created_ns INTEGER NOT NULL,
+        completed_ns INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (user_id, request_id)
+    ) STRICT;
+    CREATE INDEX bill_payments_by_bill ON bill_payments (bill_id);
+    CREATE INDEX bill_payments_open ON bill_payments (state)
+        WHERE state NOT IN ('succeeded', 'failed');
+    CREATE TABLE family_grants (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        payer_id INTEGER NOT NULL REFERENCES users (id),
+        member_id INTEGER NOT NULL REFERENCES users (id),
+        monthly_limit_fen INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        revoked_ns INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE UNIQUE INDEX family_grants_active ON family_grants (payer_id, member_id)
+        WHERE state = 'active';
+    CREATE INDEX family_grants_by_member ON family_grants (member_id);
+    CREATE TABLE family_months (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        grant_id INTEGER NOT NULL REFERENCES family_grants (id),
+        month INTEGER NOT NULL,  -- yyyymm, a calendar month in Beijing time
+        limit_fen INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        sweeps INTEGER NOT NULL DEFAULT 0,
+        swept_fen INTEGER NOT NULL DEFAULT 0,
+        created_ns INTEGER NOT NULL,
+        opened_ns INTEGER NOT NULL DEFAULT 0,
+        closed_ns INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (grant_id, month)
+    ) STRICT;
+    CREATE INDEX family_months_unclosed ON family_months (state) WHERE state != 'closed';
+    CREATE INDEX payments_by_family_funding ON payments (funding_ref)
+        WHERE funding_kind = 'family';
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
