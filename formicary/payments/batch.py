@@ -35,7 +35,8 @@ from formicary.ledger import BATCH_EVENTS_MAX, LedgerError, Transfer, TransferFl
 from formicary.payments.chart import (
     CNY,
     FEE_INCOME_ID,
-    NAMESPACE,
+    TRANSFER_SPACE,
+    Op,
     PaymentLeg,
     TransferCode,
     campaign_budget_id,
@@ -53,9 +54,8 @@ T = TypeVar("T")
 
 # Items per batch: one intent row (~40 bytes each) and ~35 ledger batches in flight over time.
 BATCH_ITEMS_MAX = 100_000
-# The operation byte of batch payments' transfer ids (the cashier's operations are 1..).
-OP_BATCH_PAYMENT = 0x40
-_INDEX_BITS = 32
+# A batch payment's entity id is batch number << 17 | item index (BATCH_ITEMS_MAX < 2^17).
+_INDEX_BITS = 17
 _LINKED = int(TransferFlags.LINKED)
 _PAYER, _COUPON, _FEE = int(PaymentLeg.PAYER), int(PaymentLeg.COUPON), int(PaymentLeg.FEE)
 _PAYMENT = int(TransferCode.PAYMENT)
@@ -209,7 +209,9 @@ class PaymentBatches:
         campaigns: dict[int, Campaign | None] = {}
         parties = self.payments.parties
         chains: list[tuple[int, list[Transfer]]] = []
-        base = (NAMESPACE << 112) | (OP_BATCH_PAYMENT << 104) | (batch_no << (_INDEX_BITS + 8))
+        # transfer_id(Op.BATCH_PAYMENT, batch_no << 17 | index, leg), built per leg by OR-ing.
+        assert 0 < batch_no < 2 ** (40 - _INDEX_BITS), batch_no
+        base = (TRANSFER_SPACE << 56) | (int(Op.BATCH_PAYMENT) << 48) | (batch_no << 25)
         # Ids as plain ints, computed once: enum arithmetic and helper calls per leg cost more
         # than building the transfer.
         user_base = user_wallet_id(0)
