@@ -521,6 +521,43 @@ class MoneyMarketFund:
             raise InvalidOrder(f"the wallet account cannot take part in this order: {result}")
         raise FundError(f"refused by the ledger: {result} (leg {index})")
 
+    # ----------------------------------------------------------------- paying at checkout
+
+    def checkout_leg(self, user_id: str, amount_fen: int, transfer_id: int) -> Transfer:
+        """The shares leg of a payment made with the fund balance: holder -> ISSUANCE, to go in
+        the payment's own linked chain with its cash leg CUSTODY -> merchant (so the
+        redemption and the payment are one atomic chain). The shares stop earning at once."""
+        _check_order(amount_fen, "checkout", 1)
+        return Transfer(
+            id=transfer_id,
+            debit_account_id=self.holder_account(user_id),
+            credit_account_id=self.issuance,
+            amount=amount_fen,
+            ledger=self.config.share_ledger,
+            code=Code.CHECKOUT,
+            user_data_64=self._clock_ns(),
+        )
+
+    def refund_checkout(self, user_id: str, amount_fen: int, transfer_id: int) -> None:
+        """Give back shares for a refunded fund payment (its cash has returned to CUSTODY);
+        idempotent by `transfer_id`. Raises LedgerUnavailable when the ledger is busy."""
+        _check_order(amount_fen, "refund", 1)
+        refund = Transfer(
+            id=transfer_id,
+            debit_account_id=self.issuance,
+            credit_account_id=self.holder_account(user_id),
+            amount=amount_fen,
+            ledger=self.config.share_ledger,
+            code=Code.CHECKOUT_REFUND,
+            user_data_64=self._clock_ns(),
+        )
+        try:
+            (result,) = self.ledger.create_transfers([refund])
+        except LedgerError as e:
+            raise LedgerUnavailable(f"the ledger did not take the refund: {e}") from e
+        if result not in (TransferResult.OK, TransferResult.EXISTS):
+            raise FundError(f"shares for the refund refused by the ledger: {result}")
+
     # ----------------------------------------------------------------- standard redemptions
 
     def pay_standard_redemptions(self, today: date) -> int:

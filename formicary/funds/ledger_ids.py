@@ -72,6 +72,10 @@ class Code(IntEnum):
     REDEMPTION_INSTANT = 3102
     REDEMPTION_STANDARD = 3103
     REDEMPTION_PAYOUT = 3104
+    # Shares spent at checkout (and given back by a refund): they stop (and start) earning at
+    # once, so the daily snapshot needs no adjustment for them.
+    CHECKOUT = 3105
+    CHECKOUT_REFUND = 3106
     INCOME = 3201
     INCOME_REMAINDER = 3202
 

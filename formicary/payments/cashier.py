@@ -340,8 +340,9 @@ class _Step:
 
     def _one_phase_chain(self) -> list[Transfer]:
         p = self.p
-        chain = []
+        chain: list[Transfer] = []
         if p.payer_fen:
+            chain += self.source.extra_legs(self.request, self._leg(PaymentLeg.SOURCE))
             chain.append(
                 leg(
                     self._leg(PaymentLeg.PAYER),
@@ -470,7 +471,8 @@ class _Step:
         assert not outcome.applied
         result = outcome.failed_result
         role = PaymentLeg(outcome.failed_id & 0xFF)
-        if result == "exceeds_credits" and role in (PaymentLeg.PAYER, PaymentLeg.PAYER_RESERVE):
+        payer_roles = (PaymentLeg.PAYER, PaymentLeg.PAYER_RESERVE, PaymentLeg.SOURCE)
+        if result == "exceeds_credits" and role in payer_roles:
             return InsufficientFunds(f"payment {self.p.id}: the payer's balance is too low")
         if result == "exceeds_credits" and role in (PaymentLeg.COUPON, PaymentLeg.COUPON_RESERVE):
             return CouponExhausted(f"campaign {self.p.campaign_id}: the budget is spent")

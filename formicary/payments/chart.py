@@ -119,6 +119,8 @@ class PaymentLeg(IntEnum):
     COUPON_POST = 7
     PAYER_VOID = 8
     COUPON_VOID = 9
+    # one-phase sources that move something else in the same chain (the fund's shares)
+    SOURCE = 10
 
 
 class RefundLeg(IntEnum):

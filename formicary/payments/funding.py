@@ -2,17 +2,10 @@
 
 A source names the ledger account debited for the payer's part, and says whether the money must
 first be confirmed outside the ledger (`two_phase`: cards ask the bank). The cashier does the
-rest (reservations, the settlement chain, voids), so a new source is small. A money-market fund
-(a later issue) is a one-phase source whose account is the holder's fund balance:
-
-    class FundFunding:
-        kind = "mmf"
-        two_phase = False
-        def check(self, user_id, ref): ...           # the user holds fund `ref`
-        def payer_account_id(self, user_id, ref): return holder_account_id(user_id, ref)
-        def confirm(self, request): return OK        # or refuse above a redemption quota
-        def cancel(self, request): return OK
-        def refund(self, request): return OK         # refunds land back on the fund balance
+rest (reservations, the settlement chain, voids), so a new source is small. A one-phase source
+may also put one leg of its own first in the payment's chain (`extra_legs`): the money-market
+fund (`formicary.payments.fund_source.FundFunding`) pays from its custody cash while the
+holder's shares leave in the same atomic chain.
 """
 
 from __future__ import annotations
@@ -21,6 +14,7 @@ from typing import Protocol
 
 import msgspec
 
+from formicary.ledger import Transfer
 from formicary.payments.bank import OK, BankGateway, Outcome, Reply
 from formicary.payments.chart import bank_clearing_id, user_wallet_id
 from formicary.payments.errors import InvalidRequest, UnknownParty
@@ -53,6 +47,11 @@ class FundingSource(Protocol):
     def payer_account_id(self, user_id: int, ref: str) -> int:
         """The ledger account (CNY) debited for the payer's part, and credited by refunds."""
 
+    def extra_legs(self, request: FundingRequest, transfer_id: int) -> list[Transfer]:
+        """Legs of a one-phase source that go first in the payment's own linked chain (at most
+        one, with id `transfer_id`): the fund's shares leaving the holder as the cash leaves
+        custody. [] for most sources."""
+
     def confirm(self, request: FundingRequest) -> Reply:
         """Take the money outside the ledger (ok), or refuse (declined / busy)."""
 
@@ -76,6 +75,9 @@ class WalletFunding:
 
     def payer_account_id(self, user_id: int, ref: str) -> int:
         return user_wallet_id(user_id)
+
+    def extra_legs(self, request: FundingRequest, transfer_id: int) -> list[Transfer]:
+        return []
 
     def confirm(self, request: FundingRequest) -> Reply:
         return OK
@@ -110,6 +112,9 @@ class CardFunding:
 
     def payer_account_id(self, user_id: int, ref: str) -> int:
         return bank_clearing_id(self._card(ref).bank_code)
+
+    def extra_legs(self, request: FundingRequest, transfer_id: int) -> list[Transfer]:
+        return []
 
     def confirm(self, request: FundingRequest) -> Reply:
         account = self._card(request.ref).ref

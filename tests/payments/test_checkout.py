@@ -245,6 +245,9 @@ class Prepaid:
     def payer_account_id(self, user_id: int, ref: str) -> int:
         return self.base + user_id
 
+    def extra_legs(self, request: FundingRequest, transfer_id: int) -> list[Transfer]:
+        return []
+
     def confirm(self, request: FundingRequest) -> Reply:
         return Reply(Outcome.OK)
 
