@@ -54,7 +54,7 @@ from enum import StrEnum
 
 import msgspec
 
-from formicary.ledger import AccountFlags, TransferFlags
+from formicary.ledger import AccountFlags, Transfer, TransferFlags
 from formicary.payments.bank import OK, Reply
 from formicary.payments.cashier import Cashier
 from formicary.payments.chart import (
@@ -668,6 +668,9 @@ class FamilyFunding:
     def payer_account_id(self, user_id: int, ref: str) -> int:
         grant_id, month = _parse_ref(ref)
         return family_grant_account_id(grant_id, month)
+
+    def extra_legs(self, request: FundingRequest, transfer_id: int) -> list[Transfer]:
+        return []
 
     def confirm(self, request: FundingRequest) -> Reply:
         return OK
