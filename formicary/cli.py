@@ -26,6 +26,7 @@ from formicary.channels.cli import app as channels_app
 from formicary.funds.cli import app as funds_app
 from formicary.ledger.store import DEFAULT_DATABASE_URL
 from formicary.logs import configure_logging
+from formicary.payments_cli import app as payments_app
 from formicary.sim.cli import app as sim_app
 from formicary.wealth.cli import app as wealth_app
 
@@ -42,6 +43,7 @@ app.add_typer(funds_app, name="funds")
 app.add_typer(channels_app, name="channels")
 app.add_typer(wealth_app, name="wealth")
 app.add_typer(sim_app, name="sim")
+app.add_typer(payments_app, name="payments")
 
 console = Console()
 

@@ -35,6 +35,12 @@ from formicary.api.idempotency import IdempotencyCache
 from formicary.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from formicary.api.metrics import HttpMetrics, render
 from formicary.api.openapi import polish_openapi
+from formicary.api.payments_routes import (
+    DEFAULT_PAYMENTS_DIR,
+    PAYMENTS_DIR_ENV,
+    PaymentsHost,
+    payment_routes,
+)
 from formicary.api.problems import Problem, exception_handlers, problem_responses
 from formicary.api.wire import (
     AccountIn,
@@ -313,16 +319,23 @@ def create_app(
     database_url: str | None = None,
     service: LedgerService | None = None,
     funds_dir: str | Path | None = None,
+    payments_dir: str | Path | None = None,
 ) -> Litestar:
     """The API app. With `service`, the caller owns its life cycle; without, the app opens the
     store at `database_url` (or $FORMICARY_DATABASE_URL, or the default SQLite file) on startup
     and closes it on shutdown. The money-market fund keeps its own files in `funds_dir` (or
-    $FORMICARY_FUNDS_DIR, or ./formicary-funds), created on its first request."""
+    $FORMICARY_FUNDS_DIR, or ./formicary-funds), created on its first request; the payments core
+    likewise in `payments_dir` (or $FORMICARY_PAYMENTS_DIR, or ./formicary-payments), its secret
+    from $FORMICARY_PAYMENTS_SECRET or a file generated there."""
     assert service is None or database_url is None, "pass a service or a database URL, not both"
     ctx = _Context(service)
     funds = FundHost(
         lambda: ctx.service,
         funds_dir or os.environ.get(FUNDS_DIR_ENV) or DEFAULT_FUNDS_DIR,
+    )
+    payments = PaymentsHost(
+        lambda: ctx.service,
+        payments_dir or os.environ.get(PAYMENTS_DIR_ENV) or DEFAULT_PAYMENTS_DIR,
     )
     owns_service = service is None
     url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
@@ -340,6 +353,7 @@ def create_app(
                 yield
             finally:
                 funds.close()
+                payments.close()
             return
         # Opening, migrating and replaying the log is blocking I/O: keep it off the event loop.
         store = await anyio.to_thread.run_sync(open_store, url)
@@ -355,6 +369,7 @@ def create_app(
             yield
         finally:
             funds.close()
+            payments.close()
             ctx._service = None
             await anyio.to_thread.run_sync(started.close)
 
@@ -680,6 +695,7 @@ def create_app(
             metrics,
             openapi,
             *fund_routes(funds),
+            *payment_routes(payments, ctx.idempotency),
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -688,8 +704,8 @@ def create_app(
             title="Formicary ledger API",
             version=API_VERSION,
             description="Double-entry ledger: batches of accounts and transfers, lookups, "
-            "balances and history; the money-market fund on it. Errors are RFC 9457 "
-            "problem+json with a stable `code`.",
+            "balances and history; the money-market fund and the payments core on it. Errors "
+            "are RFC 9457 problem+json with a stable `code`.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
             tags=[
@@ -697,6 +713,7 @@ def create_app(
                 Tag(name="transfers"),
                 Tag(name="ledgers"),
                 Tag(name="funds"),
+                Tag(name="payments"),
                 Tag(name="operations"),
             ],
         ),
@@ -704,4 +721,5 @@ def create_app(
     )
     polish_openapi(app.openapi_schema)
     app.state.context = ctx
+    app.state.payments = payments
     return app

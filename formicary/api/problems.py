@@ -59,6 +59,33 @@ CODES: dict[str, tuple[int, str]] = {
     "insufficient_shares": (422, "The holder has fewer shares"),
     "instant_limit_exceeded": (422, "Over an instant-redemption limit"),
     "fund_conflict": (409, "The fund cannot do this now"),
+    # The payments core's refusals: the code is the payments error's own `code`.
+    "unknown_party": (404, "No such user, merchant, card, campaign, order, payment or refund"),
+    "unknown_bill": (404, "No such biller, customer account or open bill"),
+    "invalid_request": (400, "The request breaks a payments rule"),
+    "invalid_card": (400, "The card number is invalid"),
+    "invalid_state": (409, "The record's state does not allow this"),
+    "idempotency_conflict": (409, "The key was already used with other terms"),
+    "order_already_paid": (409, "The order is paid by another user"),
+    "refund_in_progress": (409, "Another refund of this payment is in flight"),
+    "settlement_too_early": (409, "The business day has not ended yet"),
+    "ledger_rejected": (409, "The ledger refused a movement the payments rules did not expect"),
+    "identity_level_too_low": (422, "The user's identity level does not allow this amount"),
+    "bill_overpayment": (422, "More than the bill has outstanding"),
+    "family_limit_exceeded": (422, "More than is left of this month's family limit"),
+    "grant_revoked": (422, "The family grant was revoked"),
+    "merchant_balance_insufficient": (422, "The merchant's wallet cannot cover this"),
+    "coupon_not_applicable": (422, "The campaign does not apply to this order"),
+    "coupon_exhausted": (422, "The campaign's budget cannot cover the discount"),
+    "refund_exceeds_payment": (422, "The refunds would exceed the payment"),
+    "bank_declined": (422, "The bank declined"),
+    "payment_timed_out": (422, "The card reservation expired before the bank confirmed"),
+    "payment_code_error": (422, "The code was refused"),
+    "code_expired": (422, "The payment code has expired"),
+    "code_replayed": (422, "The payment code was already used"),
+    "code_forged": (422, "The code is not one the platform issued"),
+    "payment_error": (422, "The payment was refused"),
+    "bank_busy": (503, "The bank is busy"),
     "service_busy": (503, "The ledger is busy"),
     "service_unavailable": (503, "The ledger is unavailable"),
     "internal_error": (500, "Internal error"),
@@ -190,14 +217,21 @@ exception_handlers: dict[type[Exception], Any] = {
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI `responses=` entries declaring problem+json for each status."""
     descriptions = {
-        400: "Invalid request (problem+json, code `validation_failed` or `empty_batch`)",
-        404: "Not found (problem+json, code `not_found`)",
-        409: "Conflict with the current state (`history_not_enabled`, `fund_conflict`)",
+        400: "Invalid request (problem+json, code `validation_failed` or `empty_batch`;"
+        " payments: `invalid_request`, `invalid_card`)",
+        404: "Not found (problem+json, code `not_found`; payments: `unknown_party`)",
+        409: "Conflict with the current state (`history_not_enabled`, `fund_conflict`; payments:"
+        " `idempotency_conflict`, `order_already_paid`, `refund_in_progress`, `invalid_state`,"
+        " `settlement_too_early`, `ledger_rejected`)",
         413: "Too many events or too large a body (`batch_too_large`, `payload_too_large`)",
         422: "Well-formed but refused (`idempotency_key_reused`, `invalid_order`,"
-        " `insufficient_funds`, `insufficient_shares`, `instant_limit_exceeded`)",
+        " `insufficient_funds`, `insufficient_shares`, `instant_limit_exceeded`; payments:"
+        " `merchant_balance_insufficient`, `identity_level_too_low`, `coupon_not_applicable`,"
+        " `coupon_exhausted`, `refund_exceeds_payment`, `bank_declined`, `payment_timed_out`,"
+        " `code_expired`, `code_replayed`, `code_forged`)",
         500: "Internal error (problem+json, code `internal_error`)",
-        503: "Ledger busy or unavailable, nothing applied; retry after `Retry-After` seconds",
+        503: "Ledger (or, for payments, the bank) busy or unavailable, nothing applied; retry"
+        " after `Retry-After` seconds (`service_busy`, `service_unavailable`, `bank_busy`)",
     }
     return {
         status: ResponseSpec(

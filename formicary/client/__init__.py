@@ -1,5 +1,6 @@
 """Formicary's Python SDK: a sync and an asyncio client for the ledger HTTP API (and the
-money-market fund's routes: `fund_subscribe`, `fund_redeem`, `fund_holding`, ...).
+money-market fund's routes: `fund_subscribe`, `fund_redeem`, `fund_holding`, ...; and the
+payments core's: `payments_register_user`, `payments_pay`, `payments_refund`, ...).
 
 Single-event calls (`create_transfer`, `create_account`) are batched automatically across
 threads or coroutines; lists go out as explicit batches; busy answers (503/429) and network
@@ -21,6 +22,23 @@ from formicary.api.funds_wire import (
     FundHoldingOut,
     FundIncomeOut,
     FundOrderOut,
+)
+from formicary.api.payments_wire import (
+    CampaignClosedOut,
+    CampaignOut,
+    CardOut,
+    CardTransferOut,
+    MerchantOut,
+    OrderOut,
+    PaymentCodeOut,
+    PaymentOut,
+    QuoteOut,
+    RefundOut,
+    RefundsOut,
+    SettlementLineOut,
+    SettlementReportOut,
+    UserOut,
+    WalletOut,
 )
 from formicary.api.wire import (
     AccountIn,
@@ -60,6 +78,10 @@ __all__ = [
     "BalanceOut",
     "BalancePage",
     "BusyError",
+    "CampaignClosedOut",
+    "CampaignOut",
+    "CardOut",
+    "CardTransferOut",
     "Client",
     "ClientClosedError",
     "Conflict",
@@ -72,13 +94,24 @@ __all__ = [
     "FundIncomeOut",
     "FundOrderOut",
     "InvalidEventError",
+    "MerchantOut",
     "NetworkError",
     "NotFound",
+    "OrderOut",
     "PayloadTooLarge",
+    "PaymentCodeOut",
+    "PaymentOut",
     "ProtocolError",
+    "QuoteOut",
+    "RefundOut",
+    "RefundsOut",
     "ServerError",
+    "SettlementLineOut",
+    "SettlementReportOut",
     "TransferIn",
     "TransferOut",
     "TransferPage",
     "TrialBalanceOut",
+    "UserOut",
+    "WalletOut",
 ]

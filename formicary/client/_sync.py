@@ -30,6 +30,24 @@ from formicary.api.funds_wire import (
     FundOrderOut,
     PayoutsOut,
 )
+from formicary.api.payments_wire import (
+    CampaignClosedOut,
+    CampaignOut,
+    CardOut,
+    CardsOut,
+    CardTransferOut,
+    MerchantOut,
+    MerchantQrOut,
+    OrderOut,
+    PaymentCodeOut,
+    PaymentOut,
+    QuoteOut,
+    RefundOut,
+    RefundsOut,
+    SettlementReportOut,
+    UserOut,
+    WalletOut,
+)
 from formicary.api.wire import (
     AccountIn,
     AccountOut,
@@ -43,6 +61,7 @@ from formicary.api.wire import (
 )
 from formicary.client import _common as c
 from formicary.client import _funds as f
+from formicary.client import _payments as p
 from formicary.client._errors import (
     BusyError,
     ClientClosedError,
@@ -355,6 +374,185 @@ class Client:
 
     def _fund(self, call: f.FundCall) -> Any:
         headers = c.JSON_HEADERS if call.content is not None else None
+        response = self._request(
+            call.method, call.path, params=call.params, content=call.content, headers=headers
+        )
+        return c.decode(call.decoder, response)
+
+    # -- payments ------------------------------------------------------------------------------
+
+    def payments_register_user(self, name: str, *, identity_level: str = "basic") -> UserOut:
+        """Register a user with an empty wallet; `identity_level` is unverified, basic,
+        verified or full (it caps one operation)."""
+        return self._payments(p.register_user(name, identity_level))
+
+    def payments_user(self, user_id: int) -> UserOut:
+        """A user (NotFound if there is none)."""
+        return self._payments(p.user(user_id))
+
+    def payments_user_wallet(self, user_id: int) -> WalletOut:
+        """What the user's wallet can pay now, from the ledger."""
+        return self._payments(p.user_wallet(user_id))
+
+    def payments_bind_card(self, user_id: int, bank_code: str, card_number: str) -> CardOut:
+        """Bind a card to a user (binding it again answers the same card)."""
+        return self._payments(p.bind_card(user_id, bank_code, card_number))
+
+    def payments_cards(self, user_id: int) -> list[CardOut]:
+        """The user's bound cards, oldest first."""
+        answer: CardsOut = self._payments(p.cards(user_id))
+        return answer.cards
+
+    def payments_top_up(
+        self, user_id: int, card_id: int, amount_fen: int, *, request_id: str | None = None
+    ) -> CardTransferOut:
+        """Move money from a bound card into the wallet. Pass `request_id` to make your own
+        retries safe; the client's retries reuse the one it sends."""
+        return self._payments(p.top_up(user_id, card_id, amount_fen, request_id))
+
+    def payments_withdraw(
+        self, user_id: int, card_id: int, amount_fen: int, *, request_id: str | None = None
+    ) -> CardTransferOut:
+        """Move money from the wallet to a bound card (idempotent by `request_id`)."""
+        return self._payments(p.withdraw(user_id, card_id, amount_fen, request_id))
+
+    def payments_register_merchant(
+        self,
+        name: str,
+        *,
+        category: str,
+        fee_plan: str,
+        settlement_bank_code: str,
+        settlement_account_number: str,
+    ) -> MerchantOut:
+        """Register a merchant: a 4-digit category code, a fee plan (online, offline_qr,
+        card_acquiring) and the bank account it is settled to (T+1)."""
+        call = p.register_merchant(
+            name, category, fee_plan, settlement_bank_code, settlement_account_number
+        )
+        return self._payments(call)
+
+    def payments_merchant(self, merchant_id: int) -> MerchantOut:
+        """A merchant (NotFound if there is none)."""
+        return self._payments(p.merchant(merchant_id))
+
+    def payments_merchant_wallet(self, merchant_id: int) -> WalletOut:
+        """What the merchant's wallet holds, not yet settled to its bank."""
+        return self._payments(p.merchant_wallet(merchant_id))
+
+    def payments_create_campaign(
+        self,
+        name: str,
+        kind: str,
+        *,
+        discount_fen: int,
+        budget_fen: int,
+        funder_merchant_id: int | None = None,
+        merchant_id: int | None = None,
+        min_order_fen: int = 0,
+    ) -> CampaignOut:
+        """Create and fund a `coupon` or `red_packet` campaign: platform-funded, or funded by
+        `funder_merchant_id`'s wallet (and then valid at that merchant only)."""
+        call = p.create_campaign(
+            name, kind, discount_fen, budget_fen, funder_merchant_id, merchant_id, min_order_fen
+        )
+        return self._payments(call)
+
+    def payments_campaign(self, campaign_id: int) -> CampaignOut:
+        """A campaign and the budget it has left (`remaining_fen`)."""
+        return self._payments(p.campaign(campaign_id))
+
+    def payments_close_campaign(self, campaign_id: int) -> CampaignClosedOut:
+        """Stop a campaign's discounts and return what is left to its funder."""
+        return self._payments(p.close_campaign(campaign_id))
+
+    def payments_create_order(
+        self, merchant_id: int, amount_fen: int, *, merchant_order_no: str, description: str = ""
+    ) -> OrderOut:
+        """An order to pay; the same `merchant_order_no` answers the same order."""
+        call = p.create_order(merchant_id, amount_fen, merchant_order_no, description)
+        return self._payments(call)
+
+    def payments_order(self, order_id: int) -> OrderOut:
+        """An order, with the id of its payment once paid."""
+        return self._payments(p.order(order_id))
+
+    def payments_quote(self, order_id: int, *, campaign_id: int | None = None) -> QuoteOut:
+        """What paying the order would move: coupon, payer's part and merchant fee."""
+        return self._payments(p.quote(order_id, campaign_id))
+
+    def payments_pay(
+        self,
+        order_id: int,
+        user_id: int,
+        *,
+        card_id: int | None = None,
+        campaign_id: int | None = None,
+    ) -> PaymentOut:
+        """Pay an order from the user's wallet, or from a bound card (`card_id`); paying a paid
+        order again answers its payment."""
+        return self._payments(p.pay(order_id, user_id, card_id, campaign_id))
+
+    def payments_payment(self, payment_id: int) -> PaymentOut:
+        """A payment (NotFound if there is none)."""
+        return self._payments(p.payment(payment_id))
+
+    def payments_refund(
+        self, payment_id: int, amount_fen: int, *, request_no: str | None = None
+    ) -> RefundOut:
+        """Refund part or all of a payment's order amount (idempotent by `request_no`)."""
+        return self._payments(p.refund(payment_id, amount_fen, request_no))
+
+    def payments_refunds(self, payment_id: int) -> RefundsOut:
+        """The refunds of a payment and how much is refunded."""
+        return self._payments(p.refunds(payment_id))
+
+    def payments_settle(self, business_date: date) -> SettlementReportOut:
+        """Run the T+1 settlement of a business day (re-runnable) and return its report."""
+        return self._payments(p.settle(business_date))
+
+    def payments_settlement(self, business_date: date) -> SettlementReportOut:
+        """The settlement report of a business day."""
+        return self._payments(p.settlement(business_date))
+
+    def payments_merchant_qr(self, merchant_id: int) -> str:
+        """The text of the merchant's static QR code."""
+        answer: MerchantQrOut = self._payments(p.merchant_qr(merchant_id))
+        return answer.qr
+
+    def payments_pay_qr(
+        self,
+        user_id: int,
+        qr: str,
+        amount_fen: int,
+        *,
+        request_id: str | None = None,
+        card_id: int | None = None,
+        campaign_id: int | None = None,
+    ) -> PaymentOut:
+        """Pay a merchant's static QR code (idempotent by `request_id`)."""
+        call = p.pay_qr(user_id, qr, amount_fen, request_id, card_id, campaign_id)
+        return self._payments(call)
+
+    def payments_issue_code(self, user_id: int) -> PaymentCodeOut:
+        """A one-time payment code for the user's phone to show (valid 60 s)."""
+        return self._payments(p.issue_code(user_id))
+
+    def payments_pay_with_code(
+        self,
+        merchant_id: int,
+        code: str,
+        amount_fen: int,
+        *,
+        merchant_order_no: str,
+        campaign_id: int | None = None,
+    ) -> PaymentOut:
+        """The merchant scanned the user's payment code: charge the user's wallet."""
+        call = p.pay_with_code(merchant_id, code, amount_fen, merchant_order_no, campaign_id)
+        return self._payments(call)
+
+    def _payments(self, call: p.PaymentsCall) -> Any:
+        headers = p.headers(call)
         response = self._request(
             call.method, call.path, params=call.params, content=call.content, headers=headers
         )

@@ -32,6 +32,24 @@ ROUTES = (
     "/v1/accounts/{account_id}/balances",
     "/v1/accounts/{account_id}/balance",
     "/v1/ledgers/{ledger}/trial-balance",
+    # The payments routes whose example id (1) `seed` fills, and the creations.
+    "/v1/payments/users",
+    "/v1/payments/users/{user_id}",
+    "/v1/payments/users/{user_id}/wallet",
+    "/v1/payments/users/{user_id}/cards",
+    "/v1/payments/users/{user_id}/payment-codes",
+    "/v1/payments/merchants",
+    "/v1/payments/merchants/{merchant_id}",
+    "/v1/payments/merchants/{merchant_id}/wallet",
+    "/v1/payments/merchants/{merchant_id}/qr",
+    "/v1/payments/campaigns",
+    "/v1/payments/campaigns/{campaign_id}",
+    "/v1/payments/orders",
+    "/v1/payments/orders/{order_id}",
+    "/v1/payments/orders/{order_id}/quote",
+    "/v1/payments/payments/{payment_id}",
+    "/v1/payments/payments/{payment_id}/refunds",
+    "/v1/payments/settlements/{business_date}",
 )
 
 _CONFIG = {
@@ -45,11 +63,12 @@ _CONFIG = {
 }
 
 
-def build(database_url: str, funds_dir: str) -> tuple[Litestar, Any]:
-    """The app on `database_url` (the fund's files in `funds_dir`) and its schema. Nothing
-    starts here: schemathesis starts the app's lifespan at the first request.
+def build(database_url: str, funds_dir: str, payments_dir: str) -> tuple[Litestar, Any]:
+    """The app on `database_url` (the fund's files in `funds_dir`, the payments core's in
+    `payments_dir`) and its schema. Nothing starts here: schemathesis starts the app's lifespan
+    at the first request.
     (`schemathesis.pytest.from_fixture` would be tidier but does not work with pytest 9.)"""
-    app = create_app(database_url=database_url, funds_dir=funds_dir)
+    app = create_app(database_url=database_url, funds_dir=funds_dir, payments_dir=payments_dir)
     config = schemathesis.config.SchemathesisConfig.from_dict(_CONFIG)
     schema = schemathesis.openapi.from_dict(
         msgspec.json.decode(encode_json(app.openapi_schema.to_schema())), config=config
@@ -82,6 +101,35 @@ def seed(app: Litestar) -> None:
             response = client.post(path, json=body)
             assert response.status_code == 200, response.text
             assert {r["result"] for r in response.json()["results"]} == {"ok"}
+        # Payments: user, card, merchant, campaign, order, payment and refund number 1.
+        merchant = {
+            "name": "Shop",
+            "category": "5411",
+            "fee_plan": "online",
+            "settlement_bank_code": "CMB",
+            "settlement_account_number": "6214830012345678",
+        }
+        card = {"bank_code": "ICBC", "card_number": "6222020200112233446"}
+        campaign = {"name": "D11", "kind": "red_packet", "discount_fen": 100, "budget_fen": 10**6}
+        for path, body in (
+            ("/v1/payments/users", {"name": "Ada", "identity_level": "full"}),
+            ("/v1/payments/users/1/cards", card),
+            (
+                "/v1/payments/users/1/top-ups",
+                {"card_id": 1, "amount_fen": 10**6, "request_id": "s"},
+            ),
+            ("/v1/payments/merchants", merchant),
+            ("/v1/payments/campaigns", campaign),
+            (
+                "/v1/payments/orders",
+                {"merchant_id": 1, "amount_fen": 500, "merchant_order_no": "1"},
+            ),
+            ("/v1/payments/orders/1/pay", {"user_id": 1, "campaign_id": 1}),
+            ("/v1/payments/payments/1/refunds", {"amount_fen": 100, "request_no": "1"}),
+        ):
+            response = client.post(path, json=body)
+            assert response.status_code == 200, (path, response.text)
+            assert response.json()["id"] == 1, (path, response.text)
 
 
 def assert_every_route_answered(app: Litestar) -> None:

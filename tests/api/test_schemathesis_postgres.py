@@ -36,8 +36,11 @@ except psycopg.OperationalError as error:
 # The app only connects when its lifespan starts (first request), so the database itself is
 # created by the fixture: a run that stops before this module (-x, -k) leaves nothing behind.
 _DB_NAME = f"formicary_schemathesis_{uuid.uuid4().hex[:12]}"
-_FUNDS_DIR = tempfile.mkdtemp(prefix="formicary-schemathesis-funds-")
-app, schema = build(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}", _FUNDS_DIR)
+# The fund's and the payments core's own files (SQLite, whatever the ledger's backend).
+_FILES_DIR = tempfile.mkdtemp(prefix="formicary-schemathesis-files-")
+app, schema = build(
+    f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}", f"{_FILES_DIR}/funds", f"{_FILES_DIR}/payments"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,7 +53,7 @@ def _ledger_lifespan() -> Iterator[None]:
         shutdown_lifespans()
         _admin.execute(f'DROP DATABASE IF EXISTS "{_DB_NAME}" WITH (FORCE)')
         _admin.close()
-        shutil.rmtree(_FUNDS_DIR, ignore_errors=True)
+        shutil.rmtree(_FILES_DIR, ignore_errors=True)
 
 
 @schema.parametrize()
