@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from formicary.channels.cli import app as channels_app
@@ -27,6 +17,7 @@ from formicary.funds.cli import app as funds_app
 from formicary.ledger.store import DEFAULT_DATABASE_URL
 from formicary.logs import configure_logging
 from formicary.payments_cli import app as payments_app
+from formicary.progress import progress_bars
 from formicary.sim.cli import app as sim_app
 from formicary.wealth.cli import app as wealth_app
 
@@ -189,7 +180,7 @@ def bench_funds(
     if holders < 1 or orders < 0:
         console.print("[red]--holders must be at least 1 and --orders not negative[/red]")
         raise typer.Exit(2)
-    with _progress_bars(disable=as_json) as progress:
+    with progress_bars(console, disable=as_json) as progress:
         results = run_funds_bench(
             holders=holders, orders=orders, progress=progress, workdir=workdir
         )
@@ -218,7 +209,7 @@ def bench_payments(
             f" 1 to {BATCH_ITEMS_MAX:,}[/red]"
         )
         raise typer.Exit(2)
-    with _progress_bars(disable=as_json) as progress:
+    with progress_bars(console, disable=as_json) as progress:
         results = run_payments_bench(
             payments=payments,
             users=users,
@@ -228,28 +219,6 @@ def bench_payments(
             workdir=workdir,
         )
     _print_figures(results, f"bench payments: {payments:,} payments", as_json)
-
-
-@contextmanager
-def _progress_bars(*, disable: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback (phase, done, total) drawing one bar per phase."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=disable,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done)
-
-        yield progress
 
 
 def _print_figures(results: dict[str, object], title: str, as_json: bool) -> None:

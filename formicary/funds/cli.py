@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from formicary.progress import progress_bars
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -93,21 +95,7 @@ def post_income(
                 income_fen = daily_income_fen(assets, when, load_shibor())
             except (RateUnavailable, ValueError) as error:
                 raise _fail(f"no modelled income for {when}: {error}; pass --income-fen") from error
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(f"{phase} holders", total=total)
-                bar.update(tasks[phase], completed=done)
-
+        with progress_bars(console) as progress:
             try:
                 record = run.run(when, income_fen, progress)
             except FundError as error:
