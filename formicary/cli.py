@@ -189,36 +189,58 @@ def bench_funds(
 
 @bench_app.command("payments")
 def bench_payments(
-    payments: Annotated[int, typer.Option(help="three-leg payments to make")] = 1_000_000,
+    payments: Annotated[int, typer.Option(help="three-leg payments per scenario")] = 1_000_000,
     users: Annotated[int, typer.Option(help="paying users (wallets)")] = 10_000,
     merchants: Annotated[int, typer.Option(help="merchants paid")] = 500,
-    batch_items: Annotated[int, typer.Option(help="payments per batch call")] = 20_000,
+    batch_items: Annotated[int, typer.Option(help="payments per batch call (a)")] = 20_000,
+    http_payments: Annotated[int, typer.Option(help="payments over HTTP (b)")] = 300_000,
+    http_users: Annotated[int, typer.Option(help="users set up over HTTP (b)")] = 1_000,
+    http_batch_items: Annotated[int, typer.Option(help="payments per request (b)")] = 2_000,
+    scenarios: Annotated[str, typer.Option(help="a: in process; b: over HTTP")] = "ab",
     workdir: Annotated[
         str | None, typer.Option(help="where the temporary files go (default: the system's)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Three-leg payments per second, durable on SQLite, through the payments batch interface
-    in process (scenario a; target 85,900/s)."""
-    from formicary.bench.payments import run_payments_bench
+    """Three-leg payments per second, durable on SQLite: (a) in process through the payments
+    batch interface (target 85,900/s), (b) over HTTP in batched requests (target 30,000/s)."""
+    from formicary.bench.payments import run_payments_bench, run_payments_http_bench
     from formicary.payments.batch import BATCH_ITEMS_MAX
 
-    if payments < 1 or users < 1 or merchants < 1 or not 0 < batch_items <= BATCH_ITEMS_MAX:
+    sizes = (payments, users, merchants, http_payments, http_users)
+    batches_ok = all(0 < b <= BATCH_ITEMS_MAX for b in (batch_items, http_batch_items))
+    if min(sizes) < 1 or not batches_ok or not set(scenarios) <= {"a", "b"} or not scenarios:
         console.print(
-            "[red]--payments, --users and --merchants must be at least 1, and --batch-items"
-            f" 1 to {BATCH_ITEMS_MAX:,}[/red]"
+            "[red]sizes must be at least 1, --batch-items and --http-batch-items 1 to"
+            f" {BATCH_ITEMS_MAX:,}, and --scenarios letters among a and b[/red]"
         )
         raise typer.Exit(2)
+    results: dict[str, object] = {}
     with progress_bars(console, disable=as_json) as progress:
-        results = run_payments_bench(
-            payments=payments,
-            users=users,
-            merchants=merchants,
-            batch_items=batch_items,
-            progress=progress,
-            workdir=workdir,
-        )
-    _print_figures(results, f"bench payments: {payments:,} payments", as_json)
+        if "a" in scenarios:
+            results["a"] = run_payments_bench(
+                payments=payments,
+                users=users,
+                merchants=merchants,
+                batch_items=batch_items,
+                progress=progress,
+                workdir=workdir,
+            )
+        if "b" in scenarios:
+            results["b"] = run_payments_http_bench(
+                payments=http_payments,
+                users=http_users,
+                merchants=merchants,
+                batch_items=http_batch_items,
+                progress=progress,
+                workdir=workdir,
+            )
+    if as_json:
+        print(json.dumps({"scenarios": results}))
+        return
+    for letter, figures in results.items():
+        assert isinstance(figures, dict)
+        _print_figures(figures, f"bench payments ({letter})", False)
 
 
 def _print_figures(results: dict[str, object], title: str, as_json: bool) -> None:

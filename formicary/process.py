@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -29,9 +30,15 @@ class ServerProcess:
     """A `formicary serve` child on 127.0.0.1; `start()` returns once /readyz answers 200."""
 
     def __init__(
-        self, database_url: str, *, port: int | None = None, log_path: Path | None = None
+        self,
+        database_url: str,
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.database_url = database_url
+        self.env = dict(env or {})  # added to this process's environment for the child
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -51,7 +58,7 @@ class ServerProcess:
             "warning",
         ]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -44,6 +44,8 @@ from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 from formicary.api.idempotency import IdempotencyCache
 from formicary.api.payments_wire import (
     ROW_ID_MAX,
+    BatchPaymentsIn,
+    BatchPaymentsOut,
     CampaignClosedOut,
     CampaignIn,
     CampaignOut,
@@ -97,6 +99,7 @@ from formicary.payments import (
     merchant_wallet_id,
     user_wallet_id,
 )
+from formicary.payments.batch import BatchItem, PaymentBatches
 
 __all__ = [
     "DEFAULT_PAYMENTS_DIR",
@@ -114,6 +117,7 @@ PAYMENTS_DIR_ENV = "FORMICARY_PAYMENTS_DIR"
 PAYMENTS_SECRET_ENV = "FORMICARY_PAYMENTS_SECRET"
 DEFAULT_PAYMENTS_DIR = "formicary-payments"
 STORE_FILE = "payments.db"
+BATCHES_FILE = "batches.db"
 SECRET_FILE = "secret"
 # The core's minimum: HMAC keys for payment codes, QR codes and card fingerprints derive from it.
 SECRET_BYTES_MIN = 32
@@ -200,6 +204,7 @@ class PaymentsHost:
         self.bank = FakeBank()
         self._lock = threading.Lock()
         self._opened: Payments | None = None
+        self._batches: PaymentBatches | None = None
 
     def open(self, *, recover: bool = True) -> Payments:
         """The payments core, opened (and, with `recover`, set up and recovered) once."""
@@ -237,8 +242,19 @@ class PaymentsHost:
         payments: Payments = await _call(self.open)
         return payments
 
+    def open_batches(self) -> PaymentBatches:
+        """The batch interface over the payments core (its own file beside the store)."""
+        payments = self.open()
+        with self._lock:
+            if self._batches is None:
+                self._batches = PaymentBatches(payments, self.state_dir / BATCHES_FILE)
+            return self._batches
+
     def close(self) -> None:
         with self._lock:
+            if self._batches is not None:
+                self._batches.close()
+                self._batches = None
             if self._opened is not None:
                 self._opened.ctx.store.close()
                 self._opened = None
@@ -992,7 +1008,31 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         )
         return await _call(_payment, payments, p.id)
 
+    @post(
+        "/v1/payments/batches",
+        summary="Pay many wallet payments at once (idempotent by batch_key)",
+        **write,
+        **_strict(BatchPaymentsIn),
+    )
+    async def pay_batch(data: Annotated[BatchPaymentsIn, Body()]) -> BatchPaymentsOut:
+        """Each item is its own linked chain (wallet -> merchant, coupon, fee) and fails alone
+        with its code; the batch's intent is durable before any chain reaches the ledger."""
+        batches = await _call(host.open_batches)
+        items = [
+            BatchItem(i.user_id, i.merchant_id, i.amount_fen, i.campaign_id) for i in data.items
+        ]
+        report = await _call(batches.pay, data.batch_key, items)
+        return BatchPaymentsOut(
+            batch_no=report.batch_no,
+            batch_key=report.batch_key,
+            succeeded=report.succeeded,
+            failed=report.failed,
+            results=report.results,
+            replayed=report.replayed,
+        )
+
     handlers = [
+        pay_batch,
         register_user,
         get_user,
         get_user_wallet,

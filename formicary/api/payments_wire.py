@@ -17,6 +17,9 @@ from msgspec import Meta
 from formicary.payments.money import AMOUNT_FEN_MAX, FEE_PLANS
 
 __all__ = [
+    "BatchItemIn",
+    "BatchPaymentsIn",
+    "BatchPaymentsOut",
     "CampaignClosedOut",
     "CampaignIn",
     "CampaignOut",
@@ -375,3 +378,35 @@ class PaymentCodeOut(msgspec.Struct):
     code: str
     issued_ns: int
     expires_ns: int
+
+
+# ----------------------------------------------------------------------------- batch payments
+
+RowId = Annotated[int, Meta(ge=1, le=2**40 - 1)]
+
+
+class BatchItemIn(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One wallet payment of a batch, as a JSON array `[user_id, merchant_id, amount_fen,
+    campaign_id]` (campaign 0: none) — compact, since a batch carries thousands."""
+
+    user_id: RowId
+    merchant_id: RowId
+    amount_fen: Annotated[int, Meta(ge=1, le=10**12)]
+    campaign_id: Annotated[int, Meta(ge=0, le=2**40 - 1)] = 0
+
+
+class BatchPaymentsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Many wallet payments at once; a retry with the same `batch_key` answers the first
+    outcome and applies nothing again."""
+
+    batch_key: Annotated[str, Meta(min_length=1, max_length=128)]
+    items: Annotated[list[BatchItemIn], Meta(min_length=1, max_length=100_000)]
+
+
+class BatchPaymentsOut(msgspec.Struct):
+    batch_no: int
+    batch_key: str
+    succeeded: int
+    failed: dict[str, int]
+    results: list[str]  # per item, in order: "ok" or why it failed
+    replayed: bool

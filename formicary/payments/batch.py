@@ -43,7 +43,12 @@ from formicary.payments.chart import (
     merchant_wallet_id,
     user_wallet_id,
 )
-from formicary.payments.errors import InvalidRequest, LedgerBusy, PaymentError
+from formicary.payments.errors import (
+    IdempotencyConflict,
+    InvalidRequest,
+    LedgerBusy,
+    PaymentError,
+)
 from formicary.payments.money import AMOUNT_FEN_MAX, FEE_PLANS, bp_of
 from formicary.payments.records import Campaign, CampaignState, Merchant
 from formicary.payments.service import Payments
@@ -126,14 +131,19 @@ class PaymentBatches:
             if not 0 < item.amount_fen <= AMOUNT_FEN_MAX:
                 raise InvalidRequest(f"amount must be 1 to {AMOUNT_FEN_MAX} fen")
         with self._lock:
+            encoded = _ITEMS.encode(list(items))
             row = self._conn.execute(
-                "SELECT batch_no, state, results FROM payment_batches WHERE batch_key = ?",
+                "SELECT batch_no, state, results, items FROM payment_batches WHERE batch_key = ?",
                 (batch_key,),
             ).fetchone()
+            if row is not None and row[3] != encoded:
+                raise IdempotencyConflict(
+                    f"batch key {batch_key!r} was used for a different batch of payments"
+                )
             if row is None:
                 cursor = self._conn.execute(
                     "INSERT INTO payment_batches (batch_key, items, state) VALUES (?, ?, ?)",
-                    (batch_key, _ITEMS.encode(list(items)), "submitted"),
+                    (batch_key, encoded, "submitted"),
                 )
                 batch_no = int(cursor.lastrowid or 0)
             elif row[1] == "done":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from formicary.payments import CampaignKind, InvalidRequest, Payments
+from formicary.payments import CampaignKind, IdempotencyConflict, InvalidRequest, Payments
 from formicary.payments.batch import BATCH_ITEMS_MAX, BatchItem, PaymentBatches
 from formicary.payments.chart import FEE_INCOME_ID, merchant_wallet_id, user_wallet_id
 from formicary.payments.money import FEE_PLANS, bp_of
@@ -73,6 +73,8 @@ def test_a_batch_key_is_applied_once(world: World, batches: PaymentBatches) -> N
     assert again.replayed and again.results == first.results == ["ok"] * 3
     assert world.posted(user_wallet_id(user.id)) == 100_000 - 3_000
     assert batches.report("k") == first
+    with pytest.raises(IdempotencyConflict):
+        batches.pay("k", items[:2])
 
 
 def test_a_batch_left_open_by_a_crash_is_finished_once(
