@@ -42,6 +42,12 @@ from formicary.api.payments_routes import (
     payment_routes,
 )
 from formicary.api.problems import Problem, exception_handlers, problem_responses
+from formicary.api.wealth_routes import (
+    DEFAULT_WEALTH_DIR,
+    WEALTH_DIR_ENV,
+    WealthHost,
+    wealth_routes,
+)
 from formicary.api.wire import (
     AccountIn,
     AccountOut,
@@ -320,13 +326,15 @@ def create_app(
     service: LedgerService | None = None,
     funds_dir: str | Path | None = None,
     payments_dir: str | Path | None = None,
+    wealth_dir: str | Path | None = None,
 ) -> Litestar:
     """The API app. With `service`, the caller owns its life cycle; without, the app opens the
     store at `database_url` (or $FORMICARY_DATABASE_URL, or the default SQLite file) on startup
     and closes it on shutdown. The money-market fund keeps its own files in `funds_dir` (or
     $FORMICARY_FUNDS_DIR, or ./formicary-funds), created on its first request; the payments core
     likewise in `payments_dir` (or $FORMICARY_PAYMENTS_DIR, or ./formicary-payments), its secret
-    from $FORMICARY_PAYMENTS_SECRET or a file generated there."""
+    from $FORMICARY_PAYMENTS_SECRET or a file generated there; the fixed-term marketplace in
+    `wealth_dir` (or $FORMICARY_WEALTH_DIR, or ./formicary-wealth)."""
     assert service is None or database_url is None, "pass a service or a database URL, not both"
     ctx = _Context(service)
     funds = FundHost(
@@ -336,6 +344,10 @@ def create_app(
     payments = PaymentsHost(
         lambda: ctx.service,
         payments_dir or os.environ.get(PAYMENTS_DIR_ENV) or DEFAULT_PAYMENTS_DIR,
+    )
+    wealth = WealthHost(
+        lambda: ctx.service,
+        wealth_dir or os.environ.get(WEALTH_DIR_ENV) or DEFAULT_WEALTH_DIR,
     )
     owns_service = service is None
     url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
@@ -354,6 +366,7 @@ def create_app(
             finally:
                 funds.close()
                 payments.close()
+                wealth.close()
             return
         # Opening, migrating and replaying the log is blocking I/O: keep it off the event loop.
         store = await anyio.to_thread.run_sync(open_store, url)
@@ -370,6 +383,7 @@ def create_app(
         finally:
             funds.close()
             payments.close()
+            wealth.close()
             ctx._service = None
             await anyio.to_thread.run_sync(started.close)
 
@@ -696,6 +710,7 @@ def create_app(
             openapi,
             *fund_routes(funds),
             *payment_routes(payments, ctx.idempotency),
+            *wealth_routes(wealth),
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -704,8 +719,8 @@ def create_app(
             title="Formicary ledger API",
             version=API_VERSION,
             description="Double-entry ledger: batches of accounts and transfers, lookups, "
-            "balances and history; the money-market fund and the payments core on it. Errors "
-            "are RFC 9457 problem+json with a stable `code`.",
+            "balances and history; the money-market fund, the payments core and the fixed-term "
+            "marketplace on it. Errors are RFC 9457 problem+json with a stable `code`.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
             tags=[
@@ -714,6 +729,7 @@ def create_app(
                 Tag(name="ledgers"),
                 Tag(name="funds"),
                 Tag(name="payments"),
+                Tag(name="wealth"),
                 Tag(name="operations"),
             ],
         ),

@@ -59,6 +59,12 @@ CODES: dict[str, tuple[int, str]] = {
     "insufficient_shares": (422, "The holder has fewer shares"),
     "instant_limit_exceeded": (422, "Over an instant-redemption limit"),
     "fund_conflict": (409, "The fund cannot do this now"),
+    # The fixed-term marketplace's refusals.
+    "issuer_refused": (422, "The issuer fails a vetting rule"),
+    "sold_out": (422, "Less of the product remains than asked for"),
+    "not_on_sale": (422, "The product is not on sale"),
+    "invalid_wealth_request": (422, "The marketplace refused the request"),
+    "wealth_conflict": (409, "The marketplace cannot do this now"),
     # The payments core's refusals: the code is the payments error's own `code`.
     "unknown_party": (404, "No such user, merchant, card, campaign, order, payment or refund"),
     "unknown_bill": (404, "No such biller, customer account or open bill"),
@@ -222,13 +228,14 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Not found (problem+json, code `not_found`; payments: `unknown_party`)",
         409: "Conflict with the current state (`history_not_enabled`, `fund_conflict`; payments:"
         " `idempotency_conflict`, `order_already_paid`, `refund_in_progress`, `invalid_state`,"
-        " `settlement_too_early`, `ledger_rejected`)",
+        " `settlement_too_early`, `ledger_rejected`; wealth: `wealth_conflict`)",
         413: "Too many events or too large a body (`batch_too_large`, `payload_too_large`)",
         422: "Well-formed but refused (`idempotency_key_reused`, `invalid_order`,"
         " `insufficient_funds`, `insufficient_shares`, `instant_limit_exceeded`; payments:"
         " `merchant_balance_insufficient`, `identity_level_too_low`, `coupon_not_applicable`,"
         " `coupon_exhausted`, `refund_exceeds_payment`, `bank_declined`, `payment_timed_out`,"
-        " `code_expired`, `code_replayed`, `code_forged`)",
+        " `code_expired`, `code_replayed`, `code_forged`; wealth: `issuer_refused`, `sold_out`,"
+        " `not_on_sale`, `insufficient_funds`, `invalid_wealth_request`)",
         500: "Internal error (problem+json, code `internal_error`)",
         503: "Ledger (or, for payments, the bank) busy or unavailable, nothing applied; retry"
         " after `Retry-After` seconds (`service_busy`, `service_unavailable`, `bank_busy`)",

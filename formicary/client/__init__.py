@@ -1,6 +1,7 @@
 """Formicary's Python SDK: a sync and an asyncio client for the ledger HTTP API (and the
 money-market fund's routes: `fund_subscribe`, `fund_redeem`, `fund_holding`, ...; and the
-payments core's: `payments_register_user`, `payments_pay`, `payments_refund`, ...).
+payments core's: `payments_register_user`, `payments_pay`, `payments_refund`, ...; and the
+fixed-term marketplace's: `wealth_list_product`, `wealth_purchase`, `wealth_tick`, ...).
 
 Single-event calls (`create_transfer`, `create_account`) are batched automatically across
 threads or coroutines; lists go out as explicit batches; busy answers (503/429) and network
@@ -39,6 +40,18 @@ from formicary.api.payments_wire import (
     SettlementReportOut,
     UserOut,
     WalletOut,
+)
+from formicary.api.wealth_wire import (
+    IssuerOut,
+    MatchOut,
+    MaturityOut,
+    NotificationOut,
+    ProductOut,
+    SaleCloseOut,
+    TickOut,
+    VettingOut,
+    WealthPurchaseOut,
+    WealthReservationOut,
 )
 from formicary.api.wire import (
     AccountIn,
@@ -94,24 +107,34 @@ __all__ = [
     "FundIncomeOut",
     "FundOrderOut",
     "InvalidEventError",
+    "IssuerOut",
+    "MatchOut",
+    "MaturityOut",
     "MerchantOut",
     "NetworkError",
     "NotFound",
+    "NotificationOut",
     "OrderOut",
     "PayloadTooLarge",
     "PaymentCodeOut",
     "PaymentOut",
+    "ProductOut",
     "ProtocolError",
     "QuoteOut",
     "RefundOut",
     "RefundsOut",
+    "SaleCloseOut",
     "ServerError",
     "SettlementLineOut",
     "SettlementReportOut",
+    "TickOut",
     "TransferIn",
     "TransferOut",
     "TransferPage",
     "TrialBalanceOut",
     "UserOut",
+    "VettingOut",
     "WalletOut",
+    "WealthPurchaseOut",
+    "WealthReservationOut",
 ]

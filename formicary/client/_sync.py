@@ -14,7 +14,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +49,15 @@ from formicary.api.payments_wire import (
     UserOut,
     WalletOut,
 )
+from formicary.api.wealth_wire import (
+    IssuerOut,
+    NotificationOut,
+    NotificationsOut,
+    ProductOut,
+    TickOut,
+    WealthPurchaseOut,
+    WealthReservationOut,
+)
 from formicary.api.wire import (
     AccountIn,
     AccountOut,
@@ -62,6 +72,7 @@ from formicary.api.wire import (
 from formicary.client import _common as c
 from formicary.client import _funds as f
 from formicary.client import _payments as p
+from formicary.client import _wealth as w
 from formicary.client._errors import (
     BusyError,
     ClientClosedError,
@@ -373,6 +384,118 @@ class Client:
         return self._fund(f.books(fund_no))
 
     def _fund(self, call: f.FundCall) -> Any:
+        headers = c.JSON_HEADERS if call.content is not None else None
+        response = self._request(
+            call.method, call.path, params=call.params, content=call.content, headers=headers
+        )
+        return c.decode(call.decoder, response)
+
+    # -- the fixed-term marketplace -------------------------------------------------------------
+
+    def wealth_register_issuer(
+        self,
+        issuer_id: str,
+        name: str,
+        kind: str,
+        *,
+        total_assets_fen: int | None = None,
+        solvency_ratio_pct: Decimal | str | None = None,
+        licensed: bool = False,
+    ) -> IssuerOut:
+        """Register an issuer (`bank`, `asset_manager`, `pc_insurer`, `other`) or its new
+        figures; answers the vetting verdict (a failing issuer's products are refused)."""
+        call = w.register_issuer(
+            issuer_id, name, kind, total_assets_fen, solvency_ratio_pct, licensed
+        )
+        return self._wealth(call)
+
+    def wealth_list_product(
+        self,
+        product_id: str,
+        issuer_id: str,
+        name: str,
+        *,
+        term_days: int,
+        yield_bp: int,
+        size_fen: int,
+        min_purchase_fen: int,
+        sale_open: datetime,
+        sale_close: datetime,
+        min_raise_fen: int | None = None,
+        value_date: date | None = None,
+    ) -> ProductOut:
+        """List a product (idempotent by `product_id`); Unprocessable `issuer_refused` when its
+        issuer fails vetting. A naive sale time is Beijing time."""
+        call = w.list_product(
+            product_id,
+            issuer_id,
+            name,
+            term_days,
+            yield_bp,
+            size_fen,
+            min_purchase_fen,
+            sale_open,
+            sale_close,
+            min_raise_fen,
+            value_date,
+        )
+        return self._wealth(call)
+
+    def wealth_product(self, product_id: str) -> ProductOut:
+        """A product, its status and the size that remains."""
+        return self._wealth(w.product(product_id))
+
+    def wealth_purchase(
+        self,
+        product_id: str,
+        user_id: str,
+        wallet_account_id: int | str,
+        amount: int,
+        *,
+        request_id: str | None = None,
+    ) -> WealthPurchaseOut:
+        """Buy a product from a wallet (fen; pending until the sale closes). Pass `request_id`
+        to make your own retries safe; the client's retries reuse the one it sends."""
+        call = w.purchase(product_id, user_id, wallet_account_id, amount, request_id)
+        return self._wealth(call)
+
+    def wealth_reserve(
+        self,
+        user_id: str,
+        wallet_account_id: int | str,
+        amount_fen: int,
+        *,
+        term_min_days: int,
+        term_max_days: int,
+        min_yield_bp: int = 0,
+        valid_days: int | None = None,
+        request_id: str | None = None,
+    ) -> WealthReservationOut:
+        """Auto-reserve (预约): buy matching products from the wallet as they open."""
+        call = w.reserve(
+            user_id,
+            wallet_account_id,
+            amount_fen,
+            term_min_days,
+            term_max_days,
+            min_yield_bp,
+            valid_days,
+            request_id,
+        )
+        return self._wealth(call)
+
+    def wealth_notifications(
+        self, user_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> list[NotificationOut]:
+        """A user's notifications after `after_seq`, oldest first."""
+        answer: NotificationsOut = self._wealth(w.notifications(user_id, after_seq, limit))
+        return answer.notifications
+
+    def wealth_tick(self) -> TickOut:
+        """Run what is due: expire reservations, match, close sales, pay maturities."""
+        return self._wealth(w.tick())
+
+    def _wealth(self, call: w.WealthCall) -> Any:
         headers = c.JSON_HEADERS if call.content is not None else None
         response = self._request(
             call.method, call.path, params=call.params, content=call.content, headers=headers

@@ -11,6 +11,7 @@ Idempotency-Key reused with another body (422).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -50,6 +51,12 @@ ROUTES = (
     "/v1/payments/payments/{payment_id}",
     "/v1/payments/payments/{payment_id}/refunds",
     "/v1/payments/settlements/{business_date}",
+    # The fixed-term marketplace: `seed` lists product p-1, on sale for weeks.
+    "/v1/wealth/issuers",
+    "/v1/wealth/products/{product_id}",
+    "/v1/wealth/reservations",
+    "/v1/wealth/users/{user_id}/notifications",
+    "/v1/wealth/tick",
 )
 
 _CONFIG = {
@@ -63,12 +70,19 @@ _CONFIG = {
 }
 
 
-def build(database_url: str, funds_dir: str, payments_dir: str) -> tuple[Litestar, Any]:
+def build(
+    database_url: str, funds_dir: str, payments_dir: str, wealth_dir: str
+) -> tuple[Litestar, Any]:
     """The app on `database_url` (the fund's files in `funds_dir`, the payments core's in
-    `payments_dir`) and its schema. Nothing starts here: schemathesis starts the app's lifespan
-    at the first request.
+    `payments_dir`, the marketplace's in `wealth_dir`) and its schema. Nothing starts here:
+    schemathesis starts the app's lifespan at the first request.
     (`schemathesis.pytest.from_fixture` would be tidier but does not work with pytest 9.)"""
-    app = create_app(database_url=database_url, funds_dir=funds_dir, payments_dir=payments_dir)
+    app = create_app(
+        database_url=database_url,
+        funds_dir=funds_dir,
+        payments_dir=payments_dir,
+        wealth_dir=wealth_dir,
+    )
     config = schemathesis.config.SchemathesisConfig.from_dict(_CONFIG)
     schema = schemathesis.openapi.from_dict(
         msgspec.json.decode(encode_json(app.openapi_schema.to_schema())), config=config
@@ -130,6 +144,23 @@ def seed(app: Litestar) -> None:
             response = client.post(path, json=body)
             assert response.status_code == 200, (path, response.text)
             assert response.json()["id"] == 1, (path, response.text)
+        # The marketplace: a vetted bank and product p-1, on sale from an hour ago for 80 days.
+        now = datetime.now(UTC)
+        bank = {"issuer_id": "bank-1", "name": "Bank", "kind": "bank", "total_assets_fen": 10**17}
+        listing = {
+            "product_id": "p-1",
+            "issuer_id": "bank-1",
+            "name": "Note",
+            "term_days": 30,
+            "yield_bp": 400,
+            "size_fen": 10**8,
+            "min_purchase_fen": 100,
+            "sale_open": (now - timedelta(hours=1)).isoformat(),
+            "sale_close": (now + timedelta(days=80)).isoformat(),
+        }
+        for path, body in (("/v1/wealth/issuers", bank), ("/v1/wealth/products", listing)):
+            response = client.post(path, json=body)
+            assert response.status_code == 200, (path, response.text)
 
 
 def assert_every_route_answered(app: Litestar) -> None:

@@ -25,7 +25,9 @@ from tests.api.schemathesis_support import (
 )
 
 _DB_DIR = tempfile.mkdtemp(prefix="formicary-schemathesis-")
-app, schema = build(f"sqlite:///{_DB_DIR}/ledger.db", f"{_DB_DIR}/funds", f"{_DB_DIR}/payments")
+app, schema = build(
+    f"sqlite:///{_DB_DIR}/ledger.db", f"{_DB_DIR}/funds", f"{_DB_DIR}/payments", f"{_DB_DIR}/wealth"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -36,10 +36,14 @@ except psycopg.OperationalError as error:
 # The app only connects when its lifespan starts (first request), so the database itself is
 # created by the fixture: a run that stops before this module (-x, -k) leaves nothing behind.
 _DB_NAME = f"formicary_schemathesis_{uuid.uuid4().hex[:12]}"
-# The fund's and the payments core's own files (SQLite, whatever the ledger's backend).
+# The fund's, the payments core's and the marketplace's own files (SQLite, whatever the
+# ledger's backend).
 _FILES_DIR = tempfile.mkdtemp(prefix="formicary-schemathesis-files-")
 app, schema = build(
-    f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}", f"{_FILES_DIR}/funds", f"{_FILES_DIR}/payments"
+    f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{_DB_NAME}",
+    f"{_FILES_DIR}/funds",
+    f"{_FILES_DIR}/payments",
+    f"{_FILES_DIR}/wealth",
 )
 
 

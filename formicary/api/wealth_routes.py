@@ -1,0 +1,466 @@
+"""HTTP routes of the fixed-term product marketplace, under /v1/wealth.
+
+The marketplace is opened on the first request that needs it (its state file and its ledger
+accounts), on the server's ledger and clock, without a money-market fund: purchases and
+reservations are paid from a wallet and maturities pay back to it. Answers are 200, or
+problem+json: 404 `not_found` (no such issuer or product), 422 `issuer_refused` (naming the
+vetting rule), `sold_out`, `not_on_sale`, `insufficient_funds`, `invalid_wealth_request`, 409
+`wealth_conflict` (too early, the issuer cannot repay, the books disagree), 503 when the ledger
+is busy or down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+from litestar import Request, get, post
+from litestar.openapi.spec import Example
+from litestar.params import Body, PathParameter, QueryParameter
+
+from formicary.api.problems import Problem, problem_responses
+from formicary.api.wealth_wire import (
+    IssuerIn,
+    IssuerOut,
+    MatchOut,
+    MaturityOut,
+    NotificationOut,
+    NotificationsOut,
+    ProductIn,
+    ProductOut,
+    SaleCloseOut,
+    TickOut,
+    VettingOut,
+    WealthPurchaseIn,
+    WealthPurchaseOut,
+    WealthReservationIn,
+    WealthReservationOut,
+)
+from formicary.api.wire import InvalidField, parse_id
+from formicary.ledger import LedgerService, ServiceUnavailable
+from formicary.wealth import (
+    InsufficientFunds,
+    InvalidRequest,
+    Issuer,
+    IssuerKind,
+    IssuerRefused,
+    LedgerUnavailable,
+    Marketplace,
+    NotFound,
+    NotOnSale,
+    Product,
+    ProductTerms,
+    Purchase,
+    Reservation,
+    SoldOut,
+    WalletSource,
+    WealthError,
+    WealthStore,
+    yield_percent,
+)
+from formicary.wealth.terms import BEIJING
+
+__all__ = ["DEFAULT_WEALTH_DIR", "WEALTH_DIR_ENV", "WealthHost", "wealth_routes"]
+
+WEALTH_DIR_ENV = "FORMICARY_WEALTH_DIR"
+DEFAULT_WEALTH_DIR = "formicary-wealth"
+NOTIFICATIONS_DEFAULT = 100
+NOTIFICATIONS_MAX = 1_000
+# Sale times must fit the state file's and the ledger's nanosecond integers (int64: year 2262).
+_YEAR_MIN, _YEAR_MAX = 2000, 2199
+
+WealthIdPath = Annotated[
+    str,
+    PathParameter(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="product id",
+        examples=[Example(value="p-1")],
+    ),
+]
+
+
+class _StrictRequest(Request[Any, Any, Any]):
+    """Decode the body with the route's own strict msgspec decoder (Litestar's default converts
+    with `strict=False`, which would take `"licensed": 0` for false; see app._BatchRequest)."""
+
+    async def json(self) -> Any:
+        decoder: msgspec.json.Decoder[Any] = self.route_handler.opt["decoder"]
+        try:
+            return decoder.decode(await self.body())
+        except msgspec.MsgspecError as error:
+            raise Problem.from_decode_error(error) from None
+
+
+def _strict(kind: type[msgspec.Struct]) -> dict[str, Any]:
+    """Route options that decode the body strictly as `kind`."""
+    return {"request_class": _StrictRequest, "opt": {"decoder": msgspec.json.Decoder(kind)}}
+
+
+class WealthHost:
+    """Opens the marketplace on first use and closes it with the app."""
+
+    def __init__(self, service: Callable[[], LedgerService], state_dir: str | Path) -> None:
+        self._service = service
+        self.state_dir = Path(state_dir)
+        self._lock = threading.Lock()
+        self._opened: Marketplace | None = None
+
+    def _open(self) -> Marketplace:
+        with self._lock:
+            if self._opened is None:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                store = WealthStore(self.state_dir / "wealth.db")
+                try:
+                    ledger = self._service()
+                    market = Marketplace(ledger, store, clock_ns=ledger.clock_ns)
+                    market.start()
+                except BaseException:
+                    store.close()
+                    raise
+                self._opened = market
+            return self._opened
+
+    async def get(self) -> Marketplace:
+        try:
+            return await anyio.to_thread.run_sync(self._open)
+        except WealthError as error:
+            raise _problem(error) from error
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened is not None:
+                self._opened.store.close()
+                self._opened = None
+
+
+def _problem(error: WealthError) -> Problem:
+    """The problem+json answer for a refused marketplace operation."""
+    if isinstance(error, LedgerUnavailable):
+        raise ServiceUnavailable(str(error)) from error
+    for kind, code in (
+        (NotFound, "not_found"),
+        (IssuerRefused, "issuer_refused"),
+        (SoldOut, "sold_out"),
+        (NotOnSale, "not_on_sale"),
+        (InsufficientFunds, "insufficient_funds"),
+        (InvalidRequest, "invalid_wealth_request"),
+    ):
+        if isinstance(error, kind):
+            return Problem(code, str(error))
+    return Problem("wealth_conflict", str(error))
+
+
+async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking marketplace call off the event loop; refusals become problems."""
+    try:
+        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+    except WealthError as error:
+        raise _problem(error) from error
+
+
+def _wallet(value: str) -> int:
+    try:
+        return parse_id(value, "wallet_account_id")
+    except InvalidField as error:
+        raise Problem.invalid("wallet_account_id", str(error)) from None
+
+
+def _sale_time(value: datetime, name: str) -> datetime:
+    if not _YEAR_MIN <= value.year <= _YEAR_MAX:
+        raise Problem.invalid(name, f"must be in the years {_YEAR_MIN} to {_YEAR_MAX}")
+    return value
+
+
+def _iso_ns(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, BEIJING).isoformat()
+
+
+def _product_out(market: Marketplace, product: Product) -> ProductOut:
+    t = product.terms
+    return ProductOut(
+        product_id=t.product_id,
+        product_no=product.product_no,
+        issuer_id=t.issuer_id,
+        name=t.name,
+        status=product.status,
+        term_days=t.term_days,
+        yield_bp=t.yield_bp,
+        yield_percent=str(yield_percent(t.yield_bp)),
+        size_fen=t.size_fen,
+        min_purchase_fen=t.min_purchase_fen,
+        min_raise_fen=t.launch_min_fen(),
+        remaining_fen=market.remaining_fen(t.product_id),
+        sale_open=t.sale_open.isoformat(),
+        sale_close=t.sale_close.isoformat(),
+        value_date=t.value_day().isoformat(),
+        maturity_date=t.maturity_day().isoformat(),
+        raised_fen=product.raised_fen,
+        due_fen=product.due_fen,
+        escrow_account_id=str(market.escrow_account_id(t.product_id)),
+    )
+
+
+def _purchase_out(p: Purchase) -> WealthPurchaseOut:
+    return WealthPurchaseOut(
+        purchase_no=p.purchase_no,
+        product_id=p.product_id,
+        user_id=p.user_id,
+        request_id=p.request_id,
+        amount_fen=p.amount_fen,
+        status=p.status,
+        payout_account_id=str(p.payout.wallet_account_id),
+        reservation_no=p.reservation_no,
+        interest_fen=p.interest_fen,
+        replayed=p.replayed,
+    )
+
+
+def _reservation_out(r: Reservation) -> WealthReservationOut:
+    return WealthReservationOut(
+        reservation_no=r.reservation_no,
+        user_id=r.user_id,
+        request_id=r.request_id,
+        term_min_days=r.term_min_days,
+        term_max_days=r.term_max_days,
+        min_yield_bp=r.min_yield_bp,
+        amount_fen=r.amount_fen,
+        filled_fen=r.filled_fen,
+        status=r.status,
+        expires_at=_iso_ns(r.expires_ns),
+        replayed=r.replayed,
+    )
+
+
+def wealth_routes(host: WealthHost) -> list[Any]:
+    """The marketplace's route handlers, bound to `host`."""
+    tags = ["wealth"]
+
+    @post(
+        "/v1/wealth/issuers",
+        **_strict(IssuerIn),
+        summary="Register an issuer (or its new figures) and vet it",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 409, 422, 503),
+    )
+    async def register_issuer(data: Annotated[IssuerIn, Body()]) -> IssuerOut:
+        """Answers the vetting verdict: the rule of the issuer's kind and why it passes or
+        fails. A failing issuer is recorded, but its products are refused (`issuer_refused`)."""
+        market = await host.get()
+        ratio = None if data.solvency_ratio_pct is None else Decimal(data.solvency_ratio_pct)
+
+        def register() -> IssuerOut:
+            issuer = Issuer(
+                issuer_id=data.issuer_id,
+                name=data.name,
+                kind=IssuerKind(data.kind),
+                total_assets_fen=data.total_assets_fen,
+                solvency_ratio_pct=ratio,
+                licensed=data.licensed,
+            )
+            verdict = market.register_issuer(issuer)
+            return IssuerOut(
+                issuer_id=issuer.issuer_id,
+                name=issuer.name,
+                kind=str(issuer.kind),
+                account_id=str(market.issuer_account_id(issuer.issuer_id)),
+                vetting=VettingOut(
+                    passed=verdict.passed, rule=str(verdict.rule), reason=verdict.reason
+                ),
+            )
+
+        result: IssuerOut = await _call(register)
+        return result
+
+    @post(
+        "/v1/wealth/products",
+        **_strict(ProductIn),
+        summary="List a product (idempotent by product id)",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def list_product(data: Annotated[ProductIn, Body()]) -> ProductOut:
+        """Refused with `issuer_refused`, naming the rule, when the issuer fails vetting. If
+        the sale window is open already, matching reservations buy at once."""
+        market = await host.get()
+        terms = ProductTerms(
+            product_id=data.product_id,
+            issuer_id=data.issuer_id,
+            name=data.name,
+            term_days=data.term_days,
+            yield_bp=data.yield_bp,
+            size_fen=data.size_fen,
+            min_purchase_fen=data.min_purchase_fen,
+            sale_open=_sale_time(data.sale_open, "sale_open"),
+            sale_close=_sale_time(data.sale_close, "sale_close"),
+            min_raise_fen=data.min_raise_fen,
+            value_date=data.value_date,
+        )
+
+        def listing() -> ProductOut:
+            return _product_out(market, market.list_product(terms))
+
+        result: ProductOut = await _call(listing)
+        return result
+
+    @get(
+        "/v1/wealth/products/{product_id:str}",
+        summary="A product, its status and the size that remains",
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 503),
+    )
+    async def get_product(product_id: WealthIdPath) -> ProductOut:
+        market = await host.get()
+
+        def read() -> ProductOut:
+            return _product_out(market, market.product(product_id))
+
+        result: ProductOut = await _call(read)
+        return result
+
+    @post(
+        "/v1/wealth/products/{product_id:str}/purchases",
+        **_strict(WealthPurchaseIn),
+        summary="Buy a product from a wallet (pending until the sale closes)",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def purchase(
+        product_id: WealthIdPath, data: Annotated[WealthPurchaseIn, Body()]
+    ) -> WealthPurchaseOut:
+        """At least the minimum purchase, unless it takes all that remains. Retrying with the
+        same `request_id` applies once (`replayed`)."""
+        market = await host.get()
+        wallet = _wallet(data.wallet_account_id)
+
+        def buy() -> Purchase:
+            source = WalletSource(wallet, ledger=market.config.money_ledger)
+            return market.purchase(product_id, data.user_id, data.amount, source, data.request_id)
+
+        return _purchase_out(await _call(buy))
+
+    @post(
+        "/v1/wealth/reservations",
+        **_strict(WealthReservationIn),
+        summary="Auto-reserve (预约) matching products as they open",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 409, 422, 503),
+    )
+    async def reserve(data: Annotated[WealthReservationIn, Body()]) -> WealthReservationOut:
+        """Whenever a product with a term in [min, max] days and at least `min_yield_bp` opens,
+        buy up to the rest of `amount_fen` from the wallet, first come first served.
+        Idempotent by `request_id`."""
+        market = await host.get()
+        wallet = _wallet(data.wallet_account_id)
+
+        def make() -> Reservation:
+            return market.reserve(
+                data.user_id,
+                data.request_id,
+                term_min_days=data.term_min_days,
+                term_max_days=data.term_max_days,
+                min_yield_bp=data.min_yield_bp,
+                amount_fen=data.amount_fen,
+                source=WalletSource(wallet, ledger=market.config.money_ledger),
+                valid_days=data.valid_days,
+            )
+
+        return _reservation_out(await _call(make))
+
+    @get(
+        "/v1/wealth/users/{user_id:str}/notifications",
+        summary="A user's notifications, oldest first",
+        tags=tags,
+        responses=problem_responses(400, 409, 503),
+    )
+    async def notifications(
+        user_id: Annotated[
+            str, PathParameter(min_length=1, max_length=128, examples=[Example(value="u-1")])
+        ],
+        after_seq: Annotated[
+            int,
+            QueryParameter(
+                ge=0, le=2**62, description="the last `seq` already read", required=False
+            ),
+        ] = 0,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=NOTIFICATIONS_MAX, required=False)
+        ] = NOTIFICATIONS_DEFAULT,
+    ) -> NotificationsOut:
+        market = await host.get()
+        found = await _call(market.notifications, user_id, after_seq=after_seq, limit=limit)
+        return NotificationsOut(
+            user_id=user_id,
+            notifications=[
+                NotificationOut(
+                    seq=n.seq,
+                    kind=n.kind,
+                    product_id=n.product_id,
+                    reservation_no=n.reservation_no,
+                    amount_fen=n.amount_fen,
+                    message=n.message,
+                    created_at=_iso_ns(n.created_ns),
+                )
+                for n in found
+            ],
+        )
+
+    @post(
+        "/v1/wealth/tick",
+        summary="Run what is due: expire reservations, match, close sales, pay maturities",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(409, 503),
+    )
+    async def tick() -> TickOut:
+        """The scheduler's step, idempotent and resumable: call it every minute or so. An issuer
+        that cannot repay yet is listed in `shortfalls` (nothing of it was paid)."""
+        market = await host.get()
+        report = await _call(market.tick)
+        return TickOut(
+            matched=[
+                MatchOut(
+                    product_id=m.product_id,
+                    filled=[[no, fen] for no, fen in m.filled],
+                    remaining_fen=m.remaining_fen,
+                )
+                for m in report.matched
+            ],
+            closed=[
+                SaleCloseOut(
+                    product_id=c.product_id,
+                    launched=c.launched,
+                    raised_fen=c.raised_fen,
+                    min_raise_fen=c.min_raise_fen,
+                    purchases=c.purchases,
+                    settled=c.settled,
+                )
+                for c in report.closed
+            ],
+            matured=[
+                MaturityOut(
+                    product_id=m.product_id,
+                    principal_fen=m.principal_fen,
+                    interest_fen=m.interest_fen,
+                    paid=m.paid,
+                    reinvested=m.reinvested,
+                    reinvest_failed=m.reinvest_failed,
+                )
+                for m in report.matured
+            ],
+            shortfalls=list(report.shortfalls),
+            expired_reservations=report.expired_reservations,
+        )
+
+    return [register_issuer, list_product, get_product, purchase, reserve, notifications, tick]
