@@ -76,6 +76,7 @@ from formicary.api.payments_wire import (
     WalletOut,
 )
 from formicary.api.problems import CODES, RETRY_AFTER_S, Problem, problem_responses
+from formicary.api.strict import strict_body
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.payments import (
     Campaign,
@@ -158,24 +159,6 @@ _REPLAYED_HEADER = ResponseHeader(
     required=False,
 )
 _encoder = msgspec.json.Encoder()
-
-
-class _StrictRequest(Request[Any, Any, Any]):
-    """Decode the body with the route's own strict msgspec decoder: Litestar's default converts
-    with `strict=False`, which would take `"amount_fen": "500"` for 500 (see app._BatchRequest).
-    The signature model then passes the decoded Struct through untouched."""
-
-    async def json(self) -> Any:
-        decoder: msgspec.json.Decoder[Any] = self.route_handler.opt["decoder"]
-        try:
-            return decoder.decode(await self.body())
-        except msgspec.MsgspecError as error:
-            raise Problem.from_decode_error(error) from None
-
-
-def _strict(kind: type[msgspec.Struct]) -> dict[str, Any]:
-    """Route options that decode the body strictly as `kind`."""
-    return {"request_class": _StrictRequest, "opt": {"decoder": msgspec.json.Decoder(kind)}}
 
 
 class PaymentsHost:
@@ -591,7 +574,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/users",
         summary="Register a user (with an empty wallet)",
         **create,
-        **_strict(UserIn),
+        **strict_body(UserIn),
     )
     async def register_user(
         request: Request[Any, Any, Any],
@@ -623,7 +606,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/users/{user_id:int}/cards",
         summary="Bind a bank card (binding the same card again answers the same card)",
         **write,
-        **_strict(CardIn),
+        **strict_body(CardIn),
     )
     async def bind_card(user_id: RowIdPath, data: Annotated[CardIn, Body()]) -> CardOut:
         payments = await host.get()
@@ -649,7 +632,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/users/{user_id:int}/top-ups",
         summary="Top up the wallet from a bound card (idempotent by request_id)",
         **write,
-        **_strict(CardTransferIn),
+        **strict_body(CardTransferIn),
     )
     async def top_up(
         user_id: RowIdPath, data: Annotated[CardTransferIn, Body()]
@@ -671,7 +654,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/users/{user_id:int}/withdrawals",
         summary="Withdraw from the wallet to a bound card (idempotent by request_id)",
         **write,
-        **_strict(CardTransferIn),
+        **strict_body(CardTransferIn),
     )
     async def withdraw(
         user_id: RowIdPath, data: Annotated[CardTransferIn, Body()]
@@ -692,7 +675,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/merchants",
         summary="Register a merchant (category, fee plan, settlement bank account)",
         **create,
-        **_strict(MerchantIn),
+        **strict_body(MerchantIn),
     )
     async def register_merchant(
         request: Request[Any, Any, Any],
@@ -733,7 +716,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/campaigns",
         summary="Create and fund a coupon or red-packet campaign",
         **create,
-        **_strict(CampaignIn),
+        **strict_body(CampaignIn),
     )
     async def create_campaign(
         request: Request[Any, Any, Any],
@@ -788,7 +771,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/orders",
         summary="Create an order (idempotent by the merchant's order number)",
         **write,
-        **_strict(OrderIn),
+        **strict_body(OrderIn),
     )
     async def create_order(data: Annotated[OrderIn, Body()]) -> OrderOut:
         """The same `merchant_order_no` of the same merchant answers the same order; with another
@@ -839,7 +822,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/orders/{order_id:int}/pay",
         summary="Pay an order from the wallet or a bound card (idempotent per order)",
         **write,
-        **_strict(PayIn),
+        **strict_body(PayIn),
     )
     async def pay(order_id: RowIdPath, data: Annotated[PayIn, Body()]) -> PaymentOut:
         """User, merchant, campaign budget and platform fee move in one atomic ledger chain. A
@@ -865,7 +848,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/payments/{payment_id:int}/refunds",
         summary="Refund a payment in full or in part (idempotent by request_no)",
         **write,
-        **_strict(RefundIn),
+        **strict_body(RefundIn),
     )
     async def refund(payment_id: RowIdPath, data: Annotated[RefundIn, Body()]) -> RefundOut:
         """`amount_fen` is of the order amount; all refunds of a payment never exceed it. Coupon
@@ -901,7 +884,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/settlements",
         summary="Run the T+1 merchant settlement of a business day (re-runnable)",
         **write,
-        **_strict(SettlementIn),
+        **strict_body(SettlementIn),
     )
     async def run_settlement(data: Annotated[SettlementIn, Body()]) -> SettlementReportOut:
         """Settles each merchant's net of the day (China Standard Time) to its bank account and
@@ -949,7 +932,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/qr-payments",
         summary="Pay a merchant's static QR: the user scanned it and typed the amount",
         **write,
-        **_strict(QrPaymentIn),
+        **strict_body(QrPaymentIn),
     )
     async def pay_merchant_qr(data: Annotated[QrPaymentIn, Body()]) -> PaymentOut:
         """Idempotent by (user, `request_id`). A QR the platform never issued is 422
@@ -988,7 +971,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/merchants/{merchant_id:int}/code-payments",
         summary="The merchant scanned a user's payment code: charge the user's wallet",
         **write,
-        **_strict(CodePaymentIn),
+        **strict_body(CodePaymentIn),
     )
     async def pay_with_code(
         merchant_id: RowIdPath, data: Annotated[CodePaymentIn, Body()]
@@ -1012,7 +995,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         "/v1/payments/batches",
         summary="Pay many wallet payments at once (idempotent by batch_key)",
         **write,
-        **_strict(BatchPaymentsIn),
+        **strict_body(BatchPaymentsIn),
     )
     async def pay_batch(data: Annotated[BatchPaymentsIn, Body()]) -> BatchPaymentsOut:
         """Each item is its own linked chain (wallet -> merchant, coupon, fee) and fails alone

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import msgspec
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.openapi.spec import Example
 from litestar.params import Body, PathParameter, QueryParameter
 
 from formicary.api.problems import Problem, problem_responses
+from formicary.api.strict import strict_body
 from formicary.api.wealth_wire import (
     IssuerIn,
     IssuerOut,
@@ -85,23 +85,6 @@ WealthIdPath = Annotated[
         examples=[Example(value="p-1")],
     ),
 ]
-
-
-class _StrictRequest(Request[Any, Any, Any]):
-    """Decode the body with the route's own strict msgspec decoder (Litestar's default converts
-    with `strict=False`, which would take `"licensed": 0` for false; see app._BatchRequest)."""
-
-    async def json(self) -> Any:
-        decoder: msgspec.json.Decoder[Any] = self.route_handler.opt["decoder"]
-        try:
-            return decoder.decode(await self.body())
-        except msgspec.MsgspecError as error:
-            raise Problem.from_decode_error(error) from None
-
-
-def _strict(kind: type[msgspec.Struct]) -> dict[str, Any]:
-    """Route options that decode the body strictly as `kind`."""
-    return {"request_class": _StrictRequest, "opt": {"decoder": msgspec.json.Decoder(kind)}}
 
 
 class WealthHost:
@@ -245,7 +228,7 @@ def wealth_routes(host: WealthHost) -> list[Any]:
 
     @post(
         "/v1/wealth/issuers",
-        **_strict(IssuerIn),
+        **strict_body(IssuerIn),
         summary="Register an issuer (or its new figures) and vet it",
         status_code=200,
         tags=tags,
@@ -282,7 +265,7 @@ def wealth_routes(host: WealthHost) -> list[Any]:
 
     @post(
         "/v1/wealth/products",
-        **_strict(ProductIn),
+        **strict_body(ProductIn),
         summary="List a product (idempotent by product id)",
         status_code=200,
         tags=tags,
@@ -329,7 +312,7 @@ def wealth_routes(host: WealthHost) -> list[Any]:
 
     @post(
         "/v1/wealth/products/{product_id:str}/purchases",
-        **_strict(WealthPurchaseIn),
+        **strict_body(WealthPurchaseIn),
         summary="Buy a product from a wallet (pending until the sale closes)",
         status_code=200,
         tags=tags,
@@ -351,7 +334,7 @@ def wealth_routes(host: WealthHost) -> list[Any]:
 
     @post(
         "/v1/wealth/reservations",
-        **_strict(WealthReservationIn),
+        **strict_body(WealthReservationIn),
         summary="Auto-reserve (预约) matching products as they open",
         status_code=200,
         tags=tags,

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 import formicary.client as sdk
 from formicary.api import create_app
 from formicary.funds.calendar import BEIJING
 from formicary.ledger import LedgerService, open_store
+from tests.client.client_builders import served
 
 MONDAY_10AM_NS = int(datetime(2026, 3, 2, 10, 0, tzinfo=BEIJING).timestamp() * 1e9)
 
@@ -26,18 +24,10 @@ def base_url(tmp_path: Path) -> Iterator[str]:
     service = LedgerService(open_store(f"sqlite:///{tmp_path}/ledger.db"), clock_ns=clock.__next__)
     service.start()
     app = create_app(service=service, funds_dir=tmp_path / "funds")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        with served(app) as base_url:
+            yield base_url
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         service.close()
 
 

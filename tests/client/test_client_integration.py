@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from client_builders import BANK, LEDGER, accounts, transfer
 
 import formicary.client as sdk
+from tests.client.client_builders import served
 
 
 def _require(module: str) -> None:
@@ -31,26 +31,11 @@ def _require(module: str) -> None:
 def base_url(tmp_path: Path) -> Iterator[str]:
     _require("formicary.api.app")
     _require("formicary.ledger.sqlite_store")
-    import uvicorn
-
     from formicary.api import create_app
 
     app = create_app(database_url=f"sqlite:///{tmp_path / 'ledger.db'}")
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn exited during startup (see the log above)"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served(app) as base_url:
+        yield base_url
 
 
 def test_sync_client_against_the_real_app(base_url: str) -> None:

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 import formicary.client as sdk
 from formicary.api import create_app
 from formicary.client import _payments as p
 from formicary.ledger import LedgerService, open_store
 from formicary.payments import FakeBank
+from tests.client.client_builders import served
 from tests.payments.world import DAY_T, T0_NS, ManualClock, card_number
 
 
@@ -35,19 +34,10 @@ def serve(tmp_path: Path, clock: Callable[[], int]) -> Iterator[tuple[str, FakeB
     service = LedgerService(open_store(f"sqlite:///{tmp_path}/ledger.db"), clock_ns=clock)
     service.start()
     app = create_app(service=service, payments_dir=tmp_path / "payments")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
     try:
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}", app.state.payments.bank
+        with served(app) as base_url:
+            yield base_url, app.state.payments.bank
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         service.close()
 
 
