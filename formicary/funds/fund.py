@@ -234,16 +234,11 @@ class MoneyMarketFund:
         )
 
     def _rebuild_recent_orders(self) -> None:
-        since = self._clock_ns() - RECENT_ORDER_DAYS * _NS_PER_DAY
-        recent: list[_RecentOrder] = []
-        while True:
-            page = self.ledger.account_transfers(
-                self.issuance, timestamp_min=since, limit=_SCAN_PAGE
-            )
-            recent.extend(r for t in page if (r := self._recent_of(t)) is not None)
-            if len(page) < _SCAN_PAGE:
-                break
-            since = page[-1].timestamp + 1
+        recent = [
+            r
+            for t in self._recent_transfers(self.issuance)
+            if (r := self._recent_of(t)) is not None
+        ]
         with self._limits_lock:
             self._recent = recent
             self._instant_by_user.clear()
@@ -252,6 +247,16 @@ class MoneyMarketFund:
                 if r.code == Code.REDEMPTION_INSTANT:
                     self._instant_by_user[(r.holder_index, r.order_day)] += r.shares
                     self._instant_by_day[r.order_day] += r.shares
+
+    def _recent_transfers(self, account_id: int) -> Iterator[Transfer]:
+        """The account's transfers of the last RECENT_ORDER_DAYS, oldest first, a page at a time."""
+        since = self._clock_ns() - RECENT_ORDER_DAYS * _NS_PER_DAY
+        while True:
+            page = self.ledger.account_transfers(account_id, timestamp_min=since, limit=_SCAN_PAGE)
+            yield from page
+            if len(page) < _SCAN_PAGE:
+                return
+            since = page[-1].timestamp + 1
 
     def _recent_of(self, t: Transfer) -> _RecentOrder | None:
         if t.code == Code.SUBSCRIPTION:
@@ -564,23 +569,14 @@ class MoneyMarketFund:
         """Pay every standard redemption whose pay day has come (idempotent); returns how many
         payouts this call made."""
         c = self.config
-        since = self._clock_ns() - RECENT_ORDER_DAYS * _NS_PER_DAY
         today_number = ids.day_number(today)
-        due: list[Transfer] = []
-        while True:
-            page = self.ledger.account_transfers(
-                self.payable, timestamp_min=since, limit=_SCAN_PAGE
-            )
-            due.extend(
-                t
-                for t in page
-                if t.code == Code.REDEMPTION_STANDARD
-                and t.credit_account_id == self.payable
-                and t.user_data_32 <= today_number
-            )
-            if len(page) < _SCAN_PAGE:
-                break
-            since = page[-1].timestamp + 1
+        due = [
+            t
+            for t in self._recent_transfers(self.payable)
+            if t.code == Code.REDEMPTION_STANDARD
+            and t.credit_account_id == self.payable
+            and t.user_data_32 <= today_number
+        ]
         payouts = [
             Transfer(
                 id=ids.order_transfer_id(c.fund_no, TransferKind.REDEMPTION_PAYOUT, "", str(t.id)),
