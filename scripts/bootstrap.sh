@@ -21,7 +21,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python_bin" -m venv .venv
 fi
 stamp=.venv/.formicary-lock.sha256
-wanted="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+wanted="$(sha256sum requirements.lock pyproject.toml setup.py formicary/ledger/_fastpath.c | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Literal
 
 import msgspec
 
+from formicary.ledger import native
 from formicary.ledger.bulk import BulkRecord, legs_digest, pack_legs, unpack_legs
 from formicary.ledger.types import (
     ACCOUNT_FLAGS_KNOWN,
@@ -38,7 +40,7 @@ from formicary.ledger.types import (
     TransferResult,
 )
 
-__all__ = ["BatchOutcome", "Engine", "Expiration", "PendingStatus"]
+__all__ = ["BatchOutcome", "Engine", "Expiration", "FastPath", "PendingStatus"]
 
 TIMESTAMP_MAX = 2**63 - 1
 
@@ -106,11 +108,28 @@ class _Chain:
         self.statuses: list[tuple[int, int]] = []
 
 
-class Engine:
-    """In-memory ledger state and the rules that change it."""
+FastPath = Literal["native", "python", "off"]
 
-    def __init__(self, clock_ns: Callable[[], int]) -> None:
+
+class Engine:
+    """In-memory ledger state and the rules that change it.
+
+    `fast_path` picks how runs of plain transfers are applied: "native" (the compiled loop of
+    native.py, where built; else "python"), "python" (`_fast_run`), or "off" (every event through
+    the general path: the reference the tests compare the other two against). All three give
+    the same results, records and balances.
+    """
+
+    def __init__(self, clock_ns: Callable[[], int], *, fast_path: FastPath = "native") -> None:
         self._clock_ns = clock_ns
+        if fast_path == "native" and native.fast_run is None:
+            fast_path = "python"
+        self.fast_path: FastPath = fast_path
+        self._run_fast = {
+            "native": self._native_fast_run,
+            "python": self._fast_run,
+            "off": _no_fast_run,
+        }[fast_path]
         self.accounts: dict[int, Account] = {}
         self.transfers: dict[int, Transfer] = {}
         self.pending_status: dict[int, int] = {}
@@ -217,7 +236,7 @@ class Engine:
         while index < count:
             if chain is None and not chain_broken:
                 # The common case: runs of plain posted transfers and chains of them.
-                index += self._fast_run(batch, index, first, outcome, request_ends)
+                index += self._run_fast(batch, index, first, outcome, request_ends)
                 if index == count:
                     break
             t = batch[index]
@@ -363,6 +382,21 @@ class Engine:
             del outcome.history[chain_history:]
             return chain_start - start
         return index - start
+
+    def _native_fast_run(
+        self,
+        batch: Sequence[Transfer],
+        start: int,
+        first: int,
+        outcome: BatchOutcome,
+        request_ends: Collection[int],
+    ) -> int:
+        """`_fast_run` in C (native.py); it leaves events on `history` accounts to the general
+        path, which records their balances."""
+        assert native.fast_run is not None
+        return native.fast_run(
+            batch, start, first, self.accounts, self.transfers, outcome.transfers, request_ends
+        )
 
     def _rollback(self, chain: _Chain, outcome: BatchOutcome) -> None:
         for account, dp, dpo, cp, cpo, flags in reversed(chain.accounts):
@@ -869,6 +903,16 @@ def _record_history(outcome: BatchOutcome, timestamp: int, dr: Account, cr: Acco
     for a in (dr, cr):
         if a.flags & _HISTORY:
             _record_history_of(outcome, timestamp, a)
+
+
+def _no_fast_run(
+    batch: Sequence[Transfer],
+    start: int,
+    first: int,
+    outcome: BatchOutcome,
+    request_ends: Collection[int],
+) -> int:
+    return 0
 
 
 def _record_history_of(outcome: BatchOutcome, timestamp: int, a: Account) -> None:

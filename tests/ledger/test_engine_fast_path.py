@@ -1,14 +1,26 @@
-"""The engine's fast path (runs of plain transfers and linked chains of them) against the same
-engine with the fast path switched off: every result, record and balance must be identical."""
+"""The engine's fast paths (runs of plain transfers and linked chains of them, in Python and in
+C) against the same engine with the fast path switched off: every result, record and balance
+must be identical."""
 
 from __future__ import annotations
 
+import os
+
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formicary.ledger.engine import Engine
-from formicary.ledger.types import AMOUNT_MAX, Account, AccountFlags, Transfer, TransferFlags
+from formicary.ledger import native
+from formicary.ledger.engine import Engine, FastPath
+from formicary.ledger.types import (
+    AMOUNT_MAX,
+    ID_MAX,
+    Account,
+    AccountFlags,
+    Transfer,
+    TransferFlags,
+)
 from tests.ledger.test_engine_results import FakeClock
 
 LINKED = int(TransferFlags.LINKED)
@@ -17,25 +29,34 @@ DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 HISTORY = int(AccountFlags.HISTORY)
 CLOSED = int(AccountFlags.CLOSED)
-ACCOUNTS = 6
+# Small ids and 128-bit ones (the C loop reads ints beyond int64 another way).
+ACCOUNT_IDS = [1, 2, 3, 2**64 + 4, 2**127 + 5, ID_MAX - 1]
+ACCOUNTS = len(ACCOUNT_IDS)
+MISSING = 7
+# The C loop is built wherever the package was installed with a compiler (as by scripts/
+# bootstrap.sh); FORMICARY_PURE_PYTHON=1 switches it off on purpose.
+NATIVE_EXPECTED = os.environ.get("FORMICARY_PURE_PYTHON", "") not in ("1", "true", "yes")
 
 
-class GeneralOnly(Engine):
-    """The reference: every event through the general path."""
-
-    def _fast_run(self, *args: object, **kwargs: object) -> int:
-        return 0
+def test_the_compiled_fast_path_is_built() -> None:
+    if not NATIVE_EXPECTED:
+        pytest.skip("FORMICARY_PURE_PYTHON is set: the compiled loop is switched off on purpose")
+    assert native.native_available(), "formicary/ledger/_fastpath.c was not built: pip install -e ."
+    assert Engine(lambda: 1).fast_path == "native"
 
 
 @st.composite
 def plain_transfer(draw: st.DrawFn) -> Transfer:
     # Mostly valid plain transfers, some linked, a few that fail each kind of check.
-    flags = draw(st.sampled_from([0, 0, LINKED, LINKED, LINKED | PENDING, PENDING]))
+    flags = draw(
+        st.sampled_from([0, 0, LINKED, LINKED, LINKED | PENDING, PENDING, TransferFlags.LINKED])
+    )
     return Transfer(
-        id=draw(st.integers(1, 40)),  # repeats: `exists`, also inside one chain
-        debit_account_id=draw(st.integers(1, ACCOUNTS + 1)),  # ACCOUNTS + 1 does not exist
-        credit_account_id=draw(st.integers(1, ACCOUNTS)),
-        amount=draw(st.sampled_from([0, 1, 5, 50, 400, AMOUNT_MAX])),
+        # Repeats: `exists`, also inside one chain; 0 and ID_MAX are refused.
+        id=draw(st.one_of(st.integers(1, 40), st.sampled_from([0, 2**63, 2**100, ID_MAX]))),
+        debit_account_id=draw(st.sampled_from([*ACCOUNT_IDS, MISSING, 0, ID_MAX])),
+        credit_account_id=draw(st.sampled_from(ACCOUNT_IDS)),
+        amount=draw(st.sampled_from([0, 1, 5, 50, 400, AMOUNT_MAX, AMOUNT_MAX + 1, -3])),
         ledger=draw(st.sampled_from([1, 1, 1, 2])),
         code=draw(st.sampled_from([1, 1, 1, 0])),
         flags=flags,
@@ -43,9 +64,11 @@ def plain_transfer(draw: st.DrawFn) -> Transfer:
     )
 
 
-def _engine(cls: type[Engine], flags: list[int]) -> Engine:
-    engine = cls(FakeClock())
-    accounts = [Account(id=i + 1, ledger=1, code=1, flags=f) for i, f in enumerate(flags)]
+def _engine(fast_path: FastPath, flags: list[int]) -> Engine:
+    engine = Engine(FakeClock(), fast_path=fast_path)
+    accounts = [
+        Account(id=i, ledger=1, code=1, flags=f) for i, f in zip(ACCOUNT_IDS, flags, strict=True)
+    ]
     assert set(engine.create_accounts(accounts).results) == {"ok"}
     return engine
 
@@ -58,6 +81,7 @@ def _state(engine: Engine) -> tuple[object, ...]:
     )
 
 
+@pytest.mark.parametrize("fast_path", ["python", "native"])
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     flags=st.lists(
@@ -75,17 +99,24 @@ def _state(engine: Engine) -> tuple[object, ...]:
     ),
 )
 def test_fast_path_gives_what_the_general_path_gives(
-    flags: list[int], batches: list[tuple[list[Transfer], set[int]]]
+    fast_path: FastPath, flags: list[int], batches: list[tuple[list[Transfer], set[int]]]
 ) -> None:
-    fast = _engine(Engine, flags)
-    general = _engine(GeneralOnly, flags)
+    if fast_path == "native" and native.fast_run is None:
+        pytest.skip("the compiled loop is not built or is switched off (see the test above)")
+    fast = _engine(fast_path, flags)
+    assert fast.fast_path == fast_path
+    general = _engine("off", flags)
     # Fund every account both ways first, so that limits have room to be tested.
     funding = [
         Transfer(
-            id=1000 + 2 * i, debit_account_id=j, credit_account_id=i, amount=300, ledger=1, code=1
+            id=1000 + i,
+            debit_account_id=ACCOUNT_IDS[(i + 1) % ACCOUNTS],
+            credit_account_id=account_id,
+            amount=300,
+            ledger=1,
+            code=1,
         )
-        for i in range(1, ACCOUNTS + 1)
-        for j in [i % ACCOUNTS + 1]
+        for i, account_id in enumerate(ACCOUNT_IDS)
     ]
     for engine in (fast, general):
         for t in funding:
