@@ -142,29 +142,55 @@ def yields(
 @app.command()
 def statement(
     user: Annotated[str, typer.Option(help="the user id")],
-    days: Annotated[int, typer.Option(help="how many recent posted days")] = 30,
+    days: Annotated[int, typer.Option(min=1, help="how many recent posted days")] = 30,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            help="also write the holder's chart (daily income and holding): .png or .html"
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """A holder's shares and daily income."""
+    """A holder's shares, daily income and holding; optionally charted."""
     from formicary.funds.fund import UnknownHolder
+    from formicary.funds.report import CHART_SUFFIXES, holder_series, write_holder_chart
 
+    if chart is not None and chart.suffix not in CHART_SUFFIXES:
+        raise _fail(f"chart file must end in .png or .html, not {chart.suffix or 'nothing'}")
     with _open_fund(database_url, state_dir) as (fund, run):
         try:
-            shares = fund.shares(user)
+            series = holder_series(fund, run, user, days)
         except UnknownHolder as error:
             raise _fail(str(error)) from error
-        index = fund.holder_account(user) - fund.holder_base
-        posted = [d for d in fund.store.days() if d.status == "posted"][-days:]
-        income = run.holder_income(index, posted)
-    table = Table(title=f"{user}: {shares / 100:,.2f} shares (yuan at NAV 1.00)")
+    table = Table(
+        title=f"{series.fund_name} (fund no. {series.fund_no}), {user}:"
+        f" {series.shares_fen / 100:,.2f} shares (yuan at NAV 1.00)"
+    )
     table.add_column("day")
     table.add_column("income (yuan)", justify="right")
     table.add_column("万份收益", justify="right")
-    for (day, amount), record in zip(income, posted, strict=True):
-        table.add_row(str(day), f"{amount / 100:,.2f}", str(record.wanfen))
-    console.print(table)
-    console.print(f"total over these days: {sum(a for _, a in income) / 100:,.2f} yuan")
+    table.add_column("holding (yuan)", justify="right")
+    for day, amount, wanfen, holding in zip(
+        series.days, series.income_fen, series.wanfen, series.holding_fen, strict=True
+    ):
+        table.add_row(str(day), f"{amount / 100:,.2f}", str(wanfen), f"{holding / 100:,.2f}")
+    if series.days:
+        console.print(table)
+        console.print(f"total over these days: {series.total_income_fen / 100:,.2f} yuan")
+    else:
+        console.print(f"{user}: {series.shares_fen / 100:,.2f} shares; no income day posted yet")
+    if series.later_orders_fen:
+        console.print(
+            f"orders after {series.days[-1] if series.days else 'the last posted day'}:"
+            f" {series.later_orders_fen / 100:+,.2f} shares"
+        )
+    if chart is not None:
+        try:
+            write_holder_chart(series, chart)
+        except ValueError as error:  # NoHolderHistory: nothing to chart
+            raise _fail(f"no chart written: {error}") from error
+        console.print(f"chart written to {chart}")
 
 
 @app.command("simulate")
