@@ -9,6 +9,14 @@ HALF_OPEN: the first call after that is let through as a single probe and every 
 rejected until the probe's answer arrives: a good answer CLOSEs the breaker (with fresh
 statistics), a slow or failed one re-OPENs it for another `open_ms`. A probe that never reaches
 the bank (throttled) hands its turn to the next call.
+
+Completions (`completions_pass`, on by default): the channel lets the capture or void of an
+authorization the bank already granted pass an open (or probing) breaker. The breaker protects
+the bank from new work; finishing work it already accepted is what releases the card holder's
+money, and refusing it would leave holds hanging until they expire. They are bounded all the
+same: by the flow rule, and by the holds outstanding (at most a capture and a void each), since
+no new authorization passes while the breaker is open. They never act as the half-open probe
+(only a new call's answer closes the breaker); their answers are counted like any other.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ class BreakerRule(msgspec.Struct, frozen=True, kw_only=True):
     stat_window_ms: int = 1_000
     buckets: int = 10  # the window's resolution: stat_window_ms / buckets per bucket
     open_ms: int = 5_000  # how long an open breaker rejects before it probes
+    # Capture and void of granted authorizations pass an open breaker (see the module doc).
+    completions_pass: bool = True
 
     def __post_init__(self) -> None:
         if self.slow_ratio_max is None and self.error_ratio_max is None:

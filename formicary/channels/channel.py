@@ -6,6 +6,12 @@ start time and its reply is returned. The reply is known at once (discrete-event
 dated `completed_ns`: the channel feeds it to the breaker and the counters only when the clock
 reaches that time (`advance`, which `submit` also does first), so the breaker never reacts to an
 answer before it could have arrived, and a half-open breaker waits for its probe.
+
+Completions have priority: the capture or void of an authorization the bank already holds
+passes an open breaker (`BreakerRule.completions_pass`) and may borrow the flow bucket's next
+slots, waiting up to `FlowRule.completion_wait_ms` longer than a new call; the new calls behind
+it are throttled instead. So a bank at its limit, or one whose breaker opened, still finishes
+the holds it granted rather than leaving them to expire. The bank's own queue still applies.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from enum import StrEnum
 import msgspec
 
 from formicary.channels.bank import SimulatedBank
-from formicary.channels.breaker import BreakerRule, CircuitBreaker, Permit
+from formicary.channels.breaker import BreakerRule, BreakerState, CircuitBreaker, Permit
 from formicary.channels.clock import NS_PER_MS, NS_PER_S, Clock
 from formicary.channels.flow import Admitted, FlowController, FlowRule
-from formicary.channels.messages import BankOutcome, BankReply, BankRequest, Reason
+from formicary.channels.messages import BankOutcome, BankReply, BankRequest, Operation, Reason
 from formicary.channels.stats import SECONDS_KEPT_MAX, LatencyHistogram, PerSecond
 
 __all__ = ["CHANNEL_METRICS", "Channel", "ChannelResult", "ChannelStatus"]
@@ -86,6 +92,8 @@ _FAULTS = frozenset(
 _TIMED = frozenset(
     {BankOutcome.APPROVED, BankOutcome.DECLINED, BankOutcome.ERROR, BankOutcome.TIMEOUT}
 )
+# Calls that finish an authorization the bank already granted: they have priority.
+COMPLETIONS = frozenset({Operation.CAPTURE, Operation.VOID})
 
 
 class Channel:
@@ -111,9 +119,11 @@ class Channel:
         self._pending: list[tuple[int, int, BankOutcome, int, bool]] = []
         self._sequence = 0
         self._probe_done_ns = 0
+        # Completions that passed a breaker which was not closed (see the module docstring).
+        self.completions_past_breaker = 0
         # Every answer arrives within the bank's timeout of its start, and starts are at most
-        # the queueing wait ahead: so this many calls at most can be awaiting their answer.
-        horizon_ns = bank.profile.timeout_ms * NS_PER_MS + flow.max_queueing_ms * NS_PER_MS
+        # the longest wait ahead: so this many calls at most can be awaiting their answer.
+        horizon_ns = (bank.profile.timeout_ms + flow.wait_max_ms) * NS_PER_MS
         self.in_flight_max = flow.admitted_max(horizon_ns + NS_PER_S)
 
     @property
@@ -124,7 +134,14 @@ class Channel:
         now_ns = self.clock.now_ns()
         self._deliver(now_ns)
         self.stats.add(_OFFERED, now_ns)
-        permit = self.breaker.try_pass(now_ns)
+        completion = request.operation in COMPLETIONS
+        if completion and self.breaker.rule.completions_pass:
+            # Never the probe, never refused by the breaker: the bank owes this answer.
+            permit = Permit.PASS
+            past_breaker = self.breaker.state is not BreakerState.CLOSED
+        else:
+            permit = self.breaker.try_pass(now_ns)
+            past_breaker = False
         if permit is Permit.REJECT:
             self.stats.add(_BREAKER_REJECTED, now_ns)
             if self._probe_done_ns > now_ns:  # half-open: the probe's answer is due then
@@ -132,7 +149,7 @@ class Channel:
             else:
                 retry_ns, reason = self.breaker.retry_after_ns(now_ns), Reason.BREAKER_OPEN
             return ChannelResult(self.name, ChannelStatus.BREAKER_OPEN, reason, None, retry_ns)
-        decision = self.flow.try_acquire(now_ns)
+        decision = self.flow.try_acquire(now_ns, priority=completion)
         if not isinstance(decision, Admitted):
             if permit is Permit.PROBE:
                 self.breaker.cancel_probe(now_ns)
@@ -145,6 +162,7 @@ class Channel:
                 decision.retry_after_ns,
             )
         self.stats.add(_PASSED, decision.start_ns)
+        self.completions_past_breaker += past_breaker
         reply = self.bank.submit(request, decision.start_ns)
         probe = permit is Permit.PROBE
         if probe:

@@ -25,6 +25,15 @@ second's passes; above the warning line the interval is `above * slope + 1/qps`,
 
 so that a full bucket (max_token) means an interval of cold_factor / qps.
 
+Priority (`try_acquire(now, priority=True)`, for the capture or void of an authorization the
+bank already holds; after Sentinel's prioritized entries, which may occupy tokens of the coming
+window): a prioritized request may wait `completion_wait_ms` longer than an ordinary one (which
+waits up to `max_queueing_ms`, 0 when rejecting). It takes the next free slot of the same
+bucket, so the ordinary requests behind it are throttled instead: a bank at its limit still
+finishes the holds it granted, and the bound above holds for all requests together. Beyond
+that extra wait prioritized requests are throttled too (so they cannot take more than the
+bucket either).
+
 A request that cannot pass gets `Throttled` with the time after which a retry would pass
 (assuming no one else takes the slot first): nothing is dropped silently.
 """
@@ -57,6 +66,9 @@ class FlowRule(msgspec.Struct, frozen=True, kw_only=True):
     warm_up_s: int = 0
     cold_factor: int = 3
     max_queueing_ms: int = 0
+    # Capture and void may wait this much longer than an ordinary request (Sentinel's
+    # occupy timeout for prioritized entries is 500 ms); 0: no priority.
+    completion_wait_ms: int = 500
 
     def __post_init__(self) -> None:
         if not 0 < self.qps <= QPS_MAX:
@@ -71,6 +83,8 @@ class FlowRule(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRule("warm-up too short for this qps: need 2 * warm_up_s * qps >= 4")
         if not 0 <= self.max_queueing_ms <= QUEUEING_MS_MAX:
             raise InvalidRule(f"max_queueing_ms must be 0..{QUEUEING_MS_MAX}")
+        if not 0 <= self.completion_wait_ms <= QUEUEING_MS_MAX:
+            raise InvalidRule(f"completion_wait_ms must be 0..{QUEUEING_MS_MAX}")
 
     @property
     def bucket_size(self) -> int:
@@ -82,6 +96,11 @@ class FlowRule(msgspec.Struct, frozen=True, kw_only=True):
         """The most requests that can pass (in queueing mode: start) in any window of
         `window_ns`: qps * T + bucket_size, whatever the arrival pattern."""
         return self.qps * window_ns // NS_PER_S + self.bucket_size
+
+    @property
+    def wait_max_ms(self) -> int:
+        """The longest any admitted request waits for its start (a prioritized one)."""
+        return self.max_queueing_ms + self.completion_wait_ms
 
 
 class Admitted(msgspec.Struct, frozen=True):
@@ -105,6 +124,7 @@ class FlowController:
         self._interval_min_ns = -(-NS_PER_S // rule.qps)  # rounded up: never above qps
         self._tolerance_ns = (rule.bucket_size - 1) * self._interval_min_ns
         self._max_wait_ns = rule.max_queueing_ms * NS_PER_MS
+        self._priority_wait_ns = rule.wait_max_ms * NS_PER_MS
         self._reason = Reason.FLOW_QUEUE_FULL if rule.max_queueing_ms else Reason.FLOW_LIMIT
         self._tat_ns = 0
         self._last_ns = 0
@@ -131,15 +151,18 @@ class FlowController:
         """The rate currently allowed (below qps while warming up)."""
         return NS_PER_S / self._interval_ns
 
-    def try_acquire(self, now_ns: int) -> Admitted | Throttled:
+    def try_acquire(self, now_ns: int, *, priority: bool = False) -> Admitted | Throttled:
+        """Admit a request arriving at `now_ns` (in time order), or say when to retry. A
+        `priority` request (a capture or void) may wait `completion_wait_ms` longer."""
         assert now_ns >= self._last_ns, f"time runs forward: {now_ns} < {self._last_ns}"
         self._last_ns = now_ns
         if self.rule.warm_up_s:
             self._sync(now_ns)
         start_ns = max(now_ns, self._tat_ns - self._tolerance_ns)
         wait_ns = start_ns - now_ns
-        if wait_ns > self._max_wait_ns:
-            return Throttled(wait_ns - self._max_wait_ns, self._reason)
+        max_wait_ns = self._priority_wait_ns if priority else self._max_wait_ns
+        if wait_ns > max_wait_ns:
+            return Throttled(wait_ns - max_wait_ns, self._reason)
         self._tat_ns = max(self._tat_ns, now_ns) + self._interval_ns
         self._passed_in_second += 1
         return Admitted(start_ns)

@@ -14,7 +14,8 @@ payments never imports it. The contract every gateway keeps:
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+import time
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
@@ -73,8 +74,22 @@ class BankGateway(Protocol):
 
 
 _OPERATIONS = ("authorize", "capture", "void", "collect", "payout")
-# The fake keeps every answer for idempotency; a test that needs more is doing too much.
-_FAKE_REQUESTS_MAX = 1_000_000
+# The fake's memory is bounded like a real bank's idempotency table: answers are kept for a
+# day, at most a million of them (see `FakeBank`).
+ANSWERS_MAX = 1_000_000
+ANSWER_TTL_S = 86_400
+SCRIPTED_MAX = 10_000
+NS_PER_S = 1_000_000_000
+
+
+class _Answer:
+    """A definite answer the fake remembers, and when it gave it."""
+
+    __slots__ = ("at_ns", "reply")
+
+    def __init__(self, reply: Reply, at_ns: int) -> None:
+        self.reply = reply
+        self.at_ns = at_ns
 
 
 class FakeBank:
@@ -85,12 +100,35 @@ class FakeBank:
     runs before each fresh call (e.g. to move a test clock while "the bank is slow").
     It keeps the money it moved per bank (`collected_fen`, `paid_out_fen`, `captured_fen`) so
     tests can check that retries never moved money twice.
+
+    Bounded memory, like a real bank's idempotency table. Each definite answer (ok, declined)
+    is remembered for `answer_ttl_s` (a day) by `clock_ns`; an authorization not captured or
+    voided by then lapses with it, and a capture can be reversed by a void only within that
+    time. A repeat of an id within the TTL is answered from memory (nothing moves again); after
+    it, the id is a fresh call (payments repeats a call within minutes: while resuming a
+    record). At most `answers_max` answers are kept: when that many are live, a fresh call is
+    answered `busy` ("idempotency table full", nothing done) until the oldest expire, so a
+    long run never grows without limit and never forgets an answer early. Busy answers are not
+    kept. Everything else the fake keeps is per bank code or per operation.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        answers_max: int = ANSWERS_MAX,
+        answer_ttl_s: int = ANSWER_TTL_S,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        assert answers_max > 0 and answer_ttl_s > 0, (answers_max, answer_ttl_s)
+        self.answers_max = answers_max
+        self._ttl_ns = answer_ttl_s * NS_PER_S
+        self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._answers: dict[tuple[str, str], Reply] = {}
+        # Oldest first, so that expiry looks only at the front.
+        self._answers: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
         self._scripted: dict[str, deque[Reply]] = {op: deque() for op in _OPERATIONS}
+        # Live authorizations and captures, by request id; each has its answer in `_answers`
+        # and is dropped with it.
         self._authorized: dict[str, int] = {}
         self._captured: dict[str, tuple[str, int]] = {}
         self.declined_cards: set[str] = set()
@@ -100,11 +138,25 @@ class FakeBank:
         self.collected_fen: Counter[str] = Counter()
         self.paid_out_fen: Counter[str] = Counter()
         self.captured_fen: Counter[str] = Counter()
+        self.expired = 0  # answers forgotten after their TTL
+
+    @property
+    def answers(self) -> int:
+        """Definite answers remembered now (at most `answers_max`)."""
+        with self._lock:
+            return len(self._answers)
+
+    @property
+    def holds_open(self) -> int:
+        """Authorizations neither captured nor voided nor lapsed."""
+        with self._lock:
+            return len(self._authorized)
 
     def script(self, operation: str, reply: Reply) -> None:
         """Answer the next fresh `operation` call with `reply` (one-off, in order)."""
         assert operation in _OPERATIONS, operation
         with self._lock:
+            assert len(self._scripted[operation]) < SCRIPTED_MAX, "too many scripted answers"
             self._scripted[operation].append(reply)
 
     def authorize(self, request_id: str, account: BankAccountRef, amount_fen: int) -> Reply:
@@ -129,21 +181,41 @@ class FakeBank:
         key = (operation, request_id)
         with self._lock:
             self.calls[operation] += 1
+            self._expire(self._clock_ns())
             known = self._answers.get(key)
         if known is not None:
-            return known  # idempotent: the first definite answer, nothing moves again
+            return known.reply  # idempotent: the first definite answer, nothing moves again
         if self.on_call is not None:
             self.on_call(operation, request_id)
         with self._lock:
+            now_ns = self._clock_ns()
+            self._expire(now_ns)
             # A concurrent call with the same key may have answered meanwhile.
             known = self._answers.get(key)
             if known is not None:
-                return known
+                return known.reply
+            if len(self._answers) >= self.answers_max:
+                return Reply(Outcome.BUSY, "idempotency table full; retry later")
             reply = self._decide(operation, request_id, account, amount_fen)
             if reply.outcome is not Outcome.BUSY:  # busy did nothing: a retry is a fresh call
-                assert len(self._answers) < _FAKE_REQUESTS_MAX
-                self._answers[key] = reply
+                self._answers[key] = _Answer(reply, now_ns)
             return reply
+
+    def _expire(self, now_ns: int) -> None:
+        """Forget answers older than the TTL, with the holds and captures they made (under
+        the lock). Each answer is forgotten once: amortised O(1) per call."""
+        horizon_ns = now_ns - self._ttl_ns
+        answers = self._answers
+        while answers:
+            (operation, request_id), oldest = next(iter(answers.items()))
+            if oldest.at_ns > horizon_ns:
+                return
+            answers.popitem(last=False)
+            self.expired += 1
+            if operation == "authorize":
+                self._authorized.pop(request_id, None)  # the hold lapses at the bank
+            elif operation == "capture":
+                self._captured.pop(request_id, None)  # too late to reverse by a void
 
     def _decide(
         self, operation: str, request_id: str, account: BankAccountRef, amount_fen: int

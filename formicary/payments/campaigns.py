@@ -9,9 +9,21 @@ Platform campaigns are funded from the platform's marketing expense account; mer
 from the merchant's wallet (so they show in its settlement). Closing a campaign stops new
 discounts; `sweep` then returns what is left to the funder (a balancing transfer: the ledger
 moves exactly what is available, even while refunds flow back into the budget).
+
+Idempotency is durable, in the payments store, like every other key: a creation with a
+`request_id` (per funder) and a red-packet claim (per user and `request_id`) write their row
+before anything moves, and the ledger transfer's id derives from the row id. So a request
+re-sent after a restart finds its row and lands at most once, and the ledger's budget flag
+still refuses the claim that would overspend.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from enum import StrEnum
+from typing import Any
+
+import msgspec
 
 from formicary.ledger import AccountFlags, TransferFlags
 from formicary.payments.chart import (
@@ -24,10 +36,13 @@ from formicary.payments.chart import (
     campaign_budget_id,
     merchant_wallet_id,
     transfer_id,
+    user_wallet_id,
 )
 from formicary.payments.context import STEPS_MAX, Context, check_amount, check_text
 from formicary.payments.errors import (
+    CouponExhausted,
     CouponNotApplicable,
+    IdempotencyConflict,
     InvalidRequest,
     InvalidState,
     LedgerRejected,
@@ -40,10 +55,41 @@ from formicary.payments.money import AMOUNT_FEN_MAX
 from formicary.payments.parties import Parties
 from formicary.payments.records import Campaign, CampaignKind, CampaignState, Order
 
-__all__ = ["Campaigns"]
+__all__ = ["CampaignClaim", "Campaigns", "ClaimState"]
 
 S = CampaignState
 _BUDGET = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+# The terms a repeated creation must match, in the campaigns table's column names.
+_TERMS = (
+    "name",
+    "kind",
+    "funder_merchant_id",
+    "merchant_id",
+    "discount_fen",
+    "min_order_fen",
+    "budget_fen",
+)
+
+
+class ClaimState(StrEnum):
+    CREATED = "created"  # the row is durable; the ledger transfer may or may not have landed
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class CampaignClaim(msgspec.Struct, frozen=True):
+    """A user's claim of a red packet: its amount moved from the budget to the user's wallet."""
+
+    id: int
+    campaign_id: int
+    user_id: int
+    request_id: str  # the client's idempotency key, unique per user
+    amount_fen: int
+    state: ClaimState
+    failure_code: str
+    failure_detail: str
+    created_ns: int
+    completed_ns: int
 
 
 class Campaigns:
@@ -63,11 +109,15 @@ class Campaigns:
         funder_merchant_id: int | None = None,
         merchant_id: int | None = None,
         min_order_fen: int = 0,
+        request_id: str | None = None,
     ) -> Campaign:
         """Create a campaign and fund its budget; raises if the funder cannot pay for it.
 
         `funder_merchant_id` None means the platform pays; a merchant-funded campaign applies
         only at that merchant. `merchant_id` restricts a platform campaign to one merchant.
+        With a `request_id` the creation is idempotent per funder (the platform, or the funder
+        merchant), durably: the same request again, even after a restart, returns the same
+        campaign, funded once; other terms under the same id are `IdempotencyConflict`.
         """
         check_text(name, "name")
         kind = CampaignKind(kind)
@@ -86,22 +136,36 @@ class Campaigns:
             merchant_id = funder_merchant_id
         elif merchant_id is not None:
             self._parties.merchant(merchant_id)
+        if request_id is not None:
+            check_text(request_id, "request_id")
+        terms: dict[str, Any] = {
+            "name": name,
+            "kind": str(kind),
+            "funder_merchant_id": funder_merchant_id,
+            "merchant_id": merchant_id,
+            "discount_fen": discount_fen,
+            "min_order_fen": min_order_fen,
+            "budget_fen": budget_fen,
+        }
         with self._ctx.store.transaction() as conn:
-            campaign_id = self._ctx.store.insert(
-                conn,
-                "campaigns",
-                {
-                    "name": name,
-                    "kind": str(kind),
-                    "funder_merchant_id": funder_merchant_id,
-                    "merchant_id": merchant_id,
-                    "discount_fen": discount_fen,
-                    "min_order_fen": min_order_fen,
-                    "budget_fen": budget_fen,
-                    "state": str(S.FUNDING),
-                    "created_ns": self._ctx.clock_ns(),
-                },
-            )
+            found = _campaign_by_request(conn, funder_merchant_id, request_id)
+            if found is not None:
+                if any(found[column] != terms[column] for column in _TERMS):
+                    raise IdempotencyConflict(
+                        f"request id {request_id!r} created campaign {found['id']} on other terms"
+                    )
+                campaign_id = found["id"]
+            else:
+                campaign_id = self._ctx.store.insert(
+                    conn,
+                    "campaigns",
+                    {
+                        **terms,
+                        "request_id": request_id,
+                        "state": str(S.FUNDING),
+                        "created_ns": self._ctx.clock_ns(),
+                    },
+                )
         return self.resume(campaign_id)
 
     def get(self, campaign_id: int) -> Campaign:
@@ -228,3 +292,117 @@ class Campaigns:
                     },
                 )
         return moved.amount
+
+    # ----------------------------------------------------------------- red-packet claims
+
+    def claim(self, campaign_id: int, user_id: int, *, request_id: str) -> CampaignClaim:
+        """A user claims one red packet of a platform red-packet campaign: `discount_fen`
+        moves from the budget into the user's wallet. One claim per user and campaign;
+        idempotent by (user, `request_id`), durably (a re-sent claim after a restart returns
+        the same claim and moves nothing again). The ledger refuses the claim that would
+        overspend the budget (`CouponExhausted`)."""
+        check_text(request_id, "request_id")
+        self._parties.user(user_id)
+        self.get(campaign_id)
+        with self._ctx.store.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, campaign_id FROM campaign_claims WHERE user_id = ? AND request_id = ?",
+                (user_id, request_id),
+            ).fetchone()
+            if row is not None:
+                if row["campaign_id"] != campaign_id:
+                    raise IdempotencyConflict(
+                        f"request id {request_id!r} claimed campaign {row['campaign_id']}"
+                    )
+                claim_id = row["id"]
+            else:
+                # Checked under the write lock: a concurrent close or claim is seen.
+                c = self.get(campaign_id)
+                _check_claimable(c)
+                held = conn.execute(
+                    "SELECT id FROM campaign_claims"
+                    " WHERE campaign_id = ? AND user_id = ? AND state != ?",
+                    (campaign_id, user_id, str(ClaimState.FAILED)),
+                ).fetchone()
+                if held is not None:
+                    raise InvalidState(
+                        f"user {user_id} claimed campaign {campaign_id} already"
+                        f" (claim {held['id']})"
+                    )
+                claim_id = self._ctx.store.insert(
+                    conn,
+                    "campaign_claims",
+                    {
+                        "campaign_id": campaign_id,
+                        "user_id": user_id,
+                        "request_id": request_id,
+                        "amount_fen": c.discount_fen,
+                        "state": str(ClaimState.CREATED),
+                        "created_ns": self._ctx.clock_ns(),
+                    },
+                )
+        return self.resume_claim(claim_id)
+
+    def get_claim(self, claim_id: int) -> CampaignClaim:
+        found = self._ctx.store.get(CampaignClaim, "campaign_claims", claim_id)
+        if found is None:
+            raise UnknownParty(f"no claim {claim_id}")
+        return found
+
+    def claims(self, campaign_id: int) -> list[CampaignClaim]:
+        """Every claim of a campaign, oldest first (failed ones included)."""
+        return self._ctx.store.all(
+            CampaignClaim,
+            "SELECT * FROM campaign_claims WHERE campaign_id = ? ORDER BY id",
+            (campaign_id,),
+        )
+
+    def resume_claim(self, claim_id: int) -> CampaignClaim:
+        """Finish a claim from wherever it stopped (crash-safe: its transfer id derives from
+        the claim id, so the ledger applies it at most once)."""
+        cl = self.get_claim(claim_id)
+        if cl.state == ClaimState.FAILED:
+            raise error_for(cl.failure_code, cl.failure_detail)
+        if cl.state == ClaimState.SUCCEEDED:
+            return cl
+        move = leg(
+            transfer_id(Op.CAMPAIGN, cl.id, CampaignLeg.CLAIM),
+            campaign_budget_id(cl.campaign_id),
+            user_wallet_id(cl.user_id),
+            cl.amount_fen,
+            TransferCode.RED_PACKET_CLAIM,
+        )
+        outcome = self._ctx.ledger.submit([move])
+        if outcome.applied:
+            self._ctx.store.transition(
+                "campaign_claims",
+                cl.id,
+                (ClaimState.CREATED,),
+                {"state": ClaimState.SUCCEEDED, "completed_ns": self._ctx.clock_ns()},
+            )
+            return self.get_claim(cl.id)
+        if outcome.failed_result == "exceeds_credits":
+            error = CouponExhausted(f"campaign {cl.campaign_id}: the budget is spent")
+            raise self._ctx.fail("campaign_claims", cl.id, (ClaimState.CREATED,), error)
+        raise LedgerRejected(f"claim {cl.id}: the ledger said {outcome.failed_result}")
+
+
+def _check_claimable(c: Campaign) -> None:
+    if c.kind != CampaignKind.RED_PACKET:
+        raise CouponNotApplicable(f"campaign {c.id} is a coupon: it applies at checkout")
+    if c.funder_merchant_id is not None or c.merchant_id is not None:
+        raise CouponNotApplicable(f"campaign {c.id} is valid at one merchant only")
+    if c.state != S.ACTIVE:
+        raise CouponNotApplicable(f"campaign {c.id} is {c.state}")
+
+
+def _campaign_by_request(
+    conn: sqlite3.Connection, funder_merchant_id: int | None, request_id: str | None
+) -> sqlite3.Row | None:
+    if request_id is None:
+        return None
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM campaigns WHERE coalesce(funder_merchant_id, 0) = ? AND request_id = ?",
+        (funder_merchant_id or 0, request_id),
+    ).fetchone()
+    return row

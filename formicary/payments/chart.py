@@ -89,6 +89,7 @@ class TransferCode(IntEnum):
     REFUND_TO_WALLET = 1012
     FAMILY_FUNDING = 1013
     FAMILY_SWEEP = 1014
+    RED_PACKET_CLAIM = 1015
 
 
 class Op(IntEnum):
@@ -143,9 +144,12 @@ class PayoutLeg(IntEnum):
 
 
 class CampaignLeg(IntEnum):
-    """Leg numbers of a campaign: its funding, then sweeps 0.. of what is left once closed."""
+    """Leg numbers of a campaign: its funding, then sweeps 0.. of what is left once closed.
+    A red-packet claim is leg CLAIM with the *claim's* id as the entity: no campaign transfer
+    uses that leg, so the two id ranges never meet."""
 
     FUND = 1
+    CLAIM = 2
     SWEEP_FIRST = 16
 
 

@@ -226,7 +226,13 @@ class Parties:
     def top_up(
         self, user_id: int, card_id: int, amount_fen: int, *, request_id: str
     ) -> CardTransfer:
-        """Move money from a bound card into the wallet (idempotent by `request_id`)."""
+        """Move money from a bound card into the wallet (idempotent by `request_id`).
+
+        If the bank answers busy, `BankBusy` is raised and nothing happened: no money was
+        collected, the wallet was not credited, nothing is reserved or left for `recover()`
+        (the row is failed with `bank_busy`). Retrying with the same `request_id` asks the
+        bank again and, once it collects, credits the wallet exactly once. A declined top-up
+        stays declined (a new attempt needs a new request id)."""
         return self._card_transfer(
             CardTransferKind.TOP_UP, user_id, card_id, amount_fen, request_id
         )
@@ -256,7 +262,7 @@ class Parties:
             raise UnknownParty(f"card {card_id} is not bound to user {user_id}")
         with self._ctx.store.transaction() as conn:
             row = conn.execute(
-                "SELECT id, card_id, amount_fen FROM card_transfers"
+                "SELECT id, card_id, amount_fen, state, failure_code FROM card_transfers"
                 " WHERE user_id = ? AND kind = ? AND request_id = ?",
                 (user_id, str(kind), request_id),
             ).fetchone()
@@ -266,6 +272,19 @@ class Parties:
                         f"request id {request_id!r} was used for another {kind}"
                     )
                 row_id = row["id"]
+                if (
+                    kind == CardTransferKind.TOP_UP
+                    and row["state"] == S.FAILED
+                    and row["failure_code"] == BankBusy.code
+                ):
+                    # The bank was busy: nothing was collected, nothing credited, nothing
+                    # reserved. The retry asks it again under the same bank request id
+                    # (`topup-<id>`), so the top-up still lands at most once.
+                    conn.execute(
+                        "UPDATE card_transfers SET state = ?, failure_code = '',"
+                        " failure_detail = '', completed_ns = 0 WHERE id = ?",
+                        (str(S.CREATED), row_id),
+                    )
             else:
                 check_level(user, amount_fen)
                 row_id = self._ctx.store.insert(
@@ -304,6 +323,12 @@ class Parties:
             reply = ctx.bank.collect(f"topup-{t.id}", card.ref, t.amount_fen)
             if reply.ok:
                 ctx.store.transition("card_transfers", t.id, (S.CREATED,), {"state": S.CONFIRMED})
+            elif reply.outcome == "busy":
+                error = BankBusy(
+                    f"the bank is busy, nothing was moved: {reply.reason}; retry the top-up"
+                    f" with the same request id {t.request_id!r}"
+                )
+                raise self._failed(t, error)
             else:
                 raise self._failed(t, _bank_error(reply.outcome, reply.reason))
         elif t.state == S.CONFIRMED:

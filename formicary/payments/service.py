@@ -96,10 +96,10 @@ class Payments:
 
     def recover(self) -> RecoveryReport:
         """Finish every record a crash (or a busy bank) left open: top-ups, withdrawals,
-        campaign fundings, payments, refunds, settlements and bill payments, each resumed from
-        its state; then close the family months that have ended (or whose grant was revoked),
-        returning their unused limit to the payers. Every step is idempotent, so running this
-        twice, or while traffic flows, is safe."""
+        campaign fundings, red-packet claims, payments, refunds, settlements and bill payments,
+        each resumed from its state; then close the family months that have ended (or whose
+        grant was revoked), returning their unused limit to the payers. Every step is
+        idempotent, so running this twice, or while traffic flows, is safe."""
         self.setup()
         self.parties.ensure_accounts()
         report = RecoveryReport()
@@ -107,6 +107,7 @@ class Payments:
         open_work: list[tuple[str, Sequence[str], Callable[[int], object]]] = [
             ("card_transfers", ("succeeded", "failed"), self.parties.resume_card_transfer),
             ("campaigns", ("active", "closed", "failed"), self.campaigns.resume),
+            ("campaign_claims", ("succeeded", "failed"), self.campaigns.resume_claim),
             ("payments", ("succeeded", "failed"), self.cashier.resume),
             ("refunds", ("succeeded", "failed"), self.refunds.resume),
             ("settlements", ("succeeded", "failed"), self.settlements.resume),

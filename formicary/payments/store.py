@@ -25,9 +25,10 @@ __all__ = ["PaymentsStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Each migration takes the schema from version i to i + 1; a store at an older version is
-# brought forward on open (only new tables and indexes: existing rows are never rewritten).
+# brought forward on open (new tables, indexes and nullable columns: existing rows are never
+# rewritten).
 _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE users (
@@ -236,6 +237,29 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX family_months_unclosed ON family_months (state) WHERE state != 'closed';
     CREATE INDEX payments_by_family_funding ON payments (funding_ref)
         WHERE funding_kind = 'family';
+    """,
+    # 3: durable idempotency for campaigns: a creation's request id, and red-packet claims.
+    """
+    ALTER TABLE campaigns ADD COLUMN request_id TEXT;
+    CREATE UNIQUE INDEX campaigns_by_request ON campaigns
+        (coalesce(funder_merchant_id, 0), request_id) WHERE request_id IS NOT NULL;
+    CREATE TABLE campaign_claims (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        request_id TEXT NOT NULL,
+        amount_fen INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        failure_code TEXT NOT NULL DEFAULT '',
+        failure_detail TEXT NOT NULL DEFAULT '',
+        created_ns INTEGER NOT NULL,
+        completed_ns INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (user_id, request_id)
+    ) STRICT;
+    CREATE UNIQUE INDEX campaign_claims_one_per_user ON campaign_claims (campaign_id, user_id)
+        WHERE state != 'failed';
+    CREATE INDEX campaign_claims_open ON campaign_claims (state)
+        WHERE state NOT IN ('succeeded', 'failed');
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION

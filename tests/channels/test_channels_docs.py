@@ -33,6 +33,8 @@ def test_the_documented_defaults_are_the_code_defaults() -> None:
     assert _row("open_ms") == f"{breaker.open_ms:,}"
     flow = FlowRule(qps=100)
     assert _row("cold_factor") == str(flow.cold_factor)
+    assert _row("completion_wait_ms") == str(flow.completion_wait_ms)
+    assert _row("completions_pass") == str(breaker.completions_pass)
     bank = BankProfile(name="b", capacity_tps=1)
     assert _row("timeout_ms") == f"{bank.timeout_ms:,}"
     assert _row("latency_p50_ms`, `latency_p99_ms") == (

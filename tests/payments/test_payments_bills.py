@@ -30,7 +30,7 @@ from formicary.payments import (
 )
 from formicary.payments.bills import OPEN_PERIODS
 from formicary.payments.parties import luhn_ok
-from formicary.payments.store import _MIGRATIONS
+from formicary.payments.store import _MIGRATIONS, SCHEMA_VERSION
 from tests.payments.world import DAY_T, World
 
 DAY_S = 24 * 3600
@@ -290,7 +290,7 @@ def test_a_version_1_store_gains_the_new_tables_and_keeps_its_rows(tmp_path: Pat
     conn.commit()
     conn.close()
     store = PaymentsStore(path)
-    assert store.scalar("PRAGMA user_version") == 2
+    assert store.scalar("PRAGMA user_version") == SCHEMA_VERSION
     assert store.scalar("SELECT name FROM users WHERE id = 1") == "ada"
     for table in ("billers", "bills", "bill_payments", "family_grants", "family_months"):
         assert store.scalar(f"SELECT count(*) FROM {table}") == 0
