@@ -348,6 +348,8 @@ def create_app(
     wealth = WealthHost(
         lambda: ctx.service,
         wealth_dir or os.environ.get(WEALTH_DIR_ENV) or DEFAULT_WEALTH_DIR,
+        # The server's fund (opened once, by its host): fund-funded purchases, payouts into it.
+        fund=lambda: funds._open()[0],
     )
     owns_service = service is None
     url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL

@@ -1,21 +1,23 @@
 """HTTP routes of the payments core, under /v1/payments.
 
 Parties and wallets, coupon campaigns, the cashier (orders, quotes, payments), refunds, the T+1
-settlement and offline payments (merchant static QR, user payment codes), each a thin layer over
-`formicary.payments.Payments`. The core is opened on the first request that needs it (its SQLite
-file, its secret, its platform accounts in the ledger, and a recovery pass over whatever a crash
-left open), so a server used only as a ledger creates no payments files.
+settlement, offline payments (merchant static QR, user payment codes), bill payments to
+(simulated) utilities and family accounts, each a thin layer over
+`formicary.payments.Payments`. The core is opened on the first request that needs it (its
+SQLite file, its secret, its platform accounts in the ledger, and a recovery pass over whatever
+a crash left open), so a server used only as a ledger creates no payments files.
 
 The banks are simulated: the server uses the core's in-memory `FakeBank`, which moves no real
 money and says yes to every call (tests script it through `PaymentsHost.bank`).
 
 Refusals are problem+json with the payments error's own stable code (see `_CODES`): 404
-`unknown_party`; 400 `invalid_request`, `invalid_card` (and `validation_failed` for input the
-wire types refuse); 409 `idempotency_conflict`, `order_already_paid`, `refund_in_progress`,
-`invalid_state`, `settlement_too_early`, `ledger_rejected`; 422 `insufficient_funds`,
-`merchant_balance_insufficient`, `identity_level_too_low`, `coupon_not_applicable`,
-`coupon_exhausted`, `refund_exceeds_payment`, `bank_declined`, `payment_timed_out`,
-`code_expired`, `code_replayed`, `code_forged`; 503 `bank_busy` and `service_busy` (with
+`unknown_party`, `unknown_bill`; 400 `invalid_request`, `invalid_card` (and `validation_failed`
+for input the wire types refuse); 409 `idempotency_conflict`, `order_already_paid`,
+`refund_in_progress`, `invalid_state`, `settlement_too_early`, `ledger_rejected`; 422
+`insufficient_funds`, `merchant_balance_insufficient`, `identity_level_too_low`,
+`coupon_not_applicable`, `coupon_exhausted`, `refund_exceeds_payment`, `bank_declined`,
+`payment_timed_out`, `code_expired`, `code_replayed`, `code_forged`, `bill_overpayment`,
+`family_limit_exceeded`, `grant_revoked`; 503 `bank_busy` and `service_busy` (with
 Retry-After), `service_unavailable`.
 """
 
@@ -46,6 +48,14 @@ from formicary.api.payments_wire import (
     ROW_ID_MAX,
     BatchPaymentsIn,
     BatchPaymentsOut,
+    BillerCategoryName,
+    BillerIn,
+    BillerOut,
+    BillersOut,
+    BillOut,
+    BillPayIn,
+    BillPaymentOut,
+    BillsOut,
     CampaignClosedOut,
     CampaignIn,
     CampaignOut,
@@ -55,6 +65,13 @@ from formicary.api.payments_wire import (
     CardTransferIn,
     CardTransferOut,
     CodePaymentIn,
+    FamilyGrantIn,
+    FamilyGrantOut,
+    FamilyGrantsOut,
+    FamilyPayIn,
+    FamilyRevokeIn,
+    FamilyStatementLineOut,
+    FamilyStatementOut,
     MerchantIn,
     MerchantOut,
     MerchantQrOut,
@@ -79,10 +96,17 @@ from formicary.api.problems import CODES, RETRY_AFTER_S, Problem, problem_respon
 from formicary.api.strict import strict_body
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.payments import (
+    Bill,
+    Biller,
+    BillerCategory,
+    BillPayment,
     Campaign,
     CampaignKind,
     CardTransfer,
     FakeBank,
+    FamilyFunding,
+    FamilyGrant,
+    FamilyStatement,
     Funding,
     IdentityLevel,
     Merchant,
@@ -466,6 +490,95 @@ def report_out(report: SettlementReport) -> SettlementReportOut:
     )
 
 
+def _biller_out(b: Biller) -> BillerOut:
+    return BillerOut(
+        id=b.id,
+        name=b.name,
+        category=str(b.category),
+        merchant_id=b.merchant_id,
+        wallet_account_id=str(merchant_wallet_id(b.merchant_id)),
+        created_ns=b.created_ns,
+    )
+
+
+def _bill_out(b: Bill) -> BillOut:
+    return BillOut(
+        id=b.id,
+        biller_id=b.biller_id,
+        account_number=b.account_number,
+        period=b.period,
+        amount_fen=b.amount_fen,
+        due_date=b.due_date,
+        paid_fen=b.paid_fen,
+        outstanding_fen=b.outstanding_fen,
+    )
+
+
+def _bill_payment_out(bp: BillPayment) -> BillPaymentOut:
+    return BillPaymentOut(
+        id=bp.id,
+        bill_id=bp.bill_id,
+        user_id=bp.user_id,
+        request_id=bp.request_id,
+        amount_fen=bp.amount_fen,
+        funding=bp.funding_kind,
+        card_id=int(bp.funding_ref) if bp.funding_kind == "card" else None,
+        grant_id=(
+            int(bp.funding_ref.split(":")[0]) if bp.funding_kind == FamilyFunding.kind else None
+        ),
+        order_id=bp.order_id,
+        payment_id=bp.payment_id,
+        state=str(bp.state),
+        failure_code=bp.failure_code,
+        failure_detail=bp.failure_detail,
+        created_ns=bp.created_ns,
+        completed_ns=bp.completed_ns,
+    )
+
+
+def _grant_out(g: FamilyGrant, remaining_fen: int) -> FamilyGrantOut:
+    return FamilyGrantOut(
+        id=g.id,
+        payer_id=g.payer_id,
+        member_id=g.member_id,
+        monthly_limit_fen=g.monthly_limit_fen,
+        state=str(g.state),
+        remaining_fen=remaining_fen,
+        created_ns=g.created_ns,
+        revoked_ns=g.revoked_ns,
+    )
+
+
+def _statement_out(st: FamilyStatement, grant: FamilyGrantOut) -> FamilyStatementOut:
+    return FamilyStatementOut(
+        grant=grant,
+        month=st.month,
+        state=st.state,
+        limit_fen=st.limit_fen,
+        lines=[
+            FamilyStatementLineOut(
+                payment_id=line.payment_id,
+                order_id=line.order_id,
+                merchant_id=line.merchant_id,
+                description=line.description,
+                amount_fen=line.amount_fen,
+                coupon_fen=line.coupon_fen,
+                drawn_fen=line.drawn_fen,
+                refunded_fen=line.refunded_fen,
+                completed_ns=line.completed_ns,
+            )
+            for line in st.lines
+        ],
+        drawn_fen=st.drawn_fen,
+        refunded_fen=st.refunded_fen,
+        spent_fen=st.spent_fen,
+        remaining_fen=st.remaining_fen,
+        returned_fen=st.returned_fen,
+        ledger_spent_fen=st.ledger_spent_fen,
+        reconciled=st.reconciled,
+    )
+
+
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -477,6 +590,38 @@ def _funding(kind: str, card_id: int | None) -> Funding:
     if card_id is not None:
         raise Problem.invalid("card_id", "is only for funding card")
     return Funding.wallet()
+
+
+def _check_bill_funding(data: BillPayIn) -> None:
+    """Each funding kind names its own source: a card its `card_id`, a family grant its
+    `grant_id`, the wallet neither."""
+    if data.funding != "card" and data.card_id is not None:
+        raise Problem.invalid("card_id", "is only for funding card")
+    if data.funding != "family" and data.grant_id is not None:
+        raise Problem.invalid("grant_id", "is only for funding family")
+    if data.funding == "card" and data.card_id is None:
+        raise Problem.invalid("card_id", "is required when funding is card")
+    if data.funding == "family" and data.grant_id is None:
+        raise Problem.invalid("grant_id", "is required when funding is family")
+
+
+def _bill_funding(payments: Payments, data: BillPayIn) -> Funding:
+    """The funding source of a bill payment (blocking: a family grant is read)."""
+    if data.funding != "family":
+        return _funding(data.funding, data.card_id)
+    assert data.grant_id is not None
+    try:
+        return payments.family.funding(data.grant_id, data.user_id)
+    except PaymentError:
+        # A retry of a payment that started while the grant was usable (it was revoked since,
+        # or this is another member's request id) is answered by `bills.pay` itself: its terms
+        # were fixed when it started.
+        earlier = payments.bills.payment_by_request(data.user_id, data.request_id)
+        if earlier is None or earlier.funding_kind != FamilyFunding.kind:
+            raise
+        if earlier.funding_ref.split(":")[0] != str(data.grant_id):
+            raise
+        return Funding(earlier.funding_kind, earlier.funding_ref)
 
 
 def _day(value: str, name: str = "business_date") -> date:
@@ -525,6 +670,47 @@ def _user_wallet(payments: Payments, user_id: int) -> WalletOut:
 def _merchant_wallet(payments: Payments, merchant_id: int) -> WalletOut:
     available = payments.parties.merchant_balance(merchant_id)
     return WalletOut("merchant", merchant_id, str(merchant_wallet_id(merchant_id)), available)
+
+
+def _grant(payments: Payments, grant_id: int) -> FamilyGrantOut:
+    g = payments.family.get(grant_id)
+    return _grant_out(g, payments.family.remaining_fen(g.id))
+
+
+def _grants(payments: Payments, payer_id: int | None, member_id: int | None) -> FamilyGrantsOut:
+    if payer_id is None and member_id is None:
+        raise Problem.invalid("payer_id", "payer_id or member_id is required")
+    for user_id in (payer_id, member_id):
+        if user_id is not None:
+            payments.parties.user(user_id)
+    if payer_id is not None:
+        found = payments.family.grants_of_payer(payer_id)
+        if member_id is not None:
+            found = [g for g in found if g.member_id == member_id]
+    else:
+        assert member_id is not None
+        found = payments.family.grants_of_member(member_id)
+    return FamilyGrantsOut([_grant_out(g, payments.family.remaining_fen(g.id)) for g in found])
+
+
+def _statement(
+    payments: Payments, grant_id: int, payer_id: int, month: str | None
+) -> FamilyStatementOut:
+    st = payments.family.statement(payer_id, grant_id, month)
+    return _statement_out(st, _grant_out(st.grant, payments.family.remaining_fen(grant_id)))
+
+
+def _bills(payments: Payments, biller_id: int, account_number: str) -> BillsOut:
+    found = payments.bills.lookup(biller_id, account_number)
+    return BillsOut(biller_id, account_number, [_bill_out(b) for b in found])
+
+
+def _pay_bill(payments: Payments, bill_id: int, data: BillPayIn) -> BillPaymentOut:
+    funding = _bill_funding(payments, data)
+    bp = payments.bills.pay(
+        bill_id, data.user_id, data.amount_fen, request_id=data.request_id, funding=funding
+    )
+    return _bill_payment_out(bp)
 
 
 # ----------------------------------------------------------------------------- routes
@@ -1014,6 +1200,219 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
             replayed=report.replayed,
         )
 
+    # -- bills
+
+    @get("/v1/payments/billers", summary="The billers (simulated utilities)", **read)
+    async def list_billers(
+        category: Annotated[
+            BillerCategoryName | None,
+            QueryParameter(required=False, description="only the billers of this category"),
+        ] = None,
+    ) -> BillersOut:
+        payments = await host.get()
+        kind = None if category is None else BillerCategory(category)
+        found = await _call(payments.bills.billers, kind)
+        return BillersOut([_biller_out(b) for b in found])
+
+    @post(
+        "/v1/payments/billers",
+        summary="Register a biller: a simulated utility, settled like a merchant (by name)",
+        **write,
+        **strict_body(BillerIn),
+    )
+    async def register_biller(data: Annotated[BillerIn, Body()]) -> BillerOut:
+        """The biller is a merchant (MCC 4900, or 4814 for phone) whose wallet is its settlement
+        account. Idempotent by name: the same name answers the same biller; with another
+        category it is a 409 `idempotency_conflict`."""
+        payments = await host.get()
+        biller = await _call(
+            payments.bills.register_biller,
+            data.name,
+            BillerCategory(data.category),
+            settlement_bank_code=data.settlement_bank_code,
+            settlement_account_number=data.settlement_account_number,
+            fee_plan=data.fee_plan,
+        )
+        return _biller_out(biller)
+
+    @get("/v1/payments/billers/{biller_id:int}", summary="A biller", **read)
+    async def get_biller(biller_id: RowIdPath) -> BillerOut:
+        payments = await host.get()
+        return _biller_out(await _call(payments.bills.biller, biller_id))
+
+    @get(
+        "/v1/payments/billers/{biller_id:int}/bills",
+        summary="Look up a customer's open bills by account number",
+        **read,
+    )
+    async def lookup_bills(
+        biller_id: RowIdPath,
+        account_number: Annotated[
+            str,
+            QueryParameter(
+                min_length=1,
+                max_length=32,
+                description="the customer's account number at the utility: electricity and gas"
+                " 10 digits, water 8-12 (each ending in a Luhn check digit), phone a mainland"
+                " mobile number",
+                examples=[Example(value="13800138000")],
+            ),
+        ],
+    ) -> BillsOut:
+        """The simulated utility reports the last 3 billed months (Beijing time): the latest
+        always, older ones unless already paid at its counter. Only bills with something
+        outstanding are listed, oldest first. A malformed number is 400 `invalid_request`; a
+        well-formed one that is no customer (a wrong check digit) is 404 `unknown_bill`."""
+        payments = await host.get()
+        return await _call(_bills, payments, biller_id, account_number)
+
+    @get("/v1/payments/bills/{bill_id:int}", summary="A bill and what it has outstanding", **read)
+    async def get_bill(bill_id: RowIdPath) -> BillOut:
+        payments = await host.get()
+        return _bill_out(await _call(payments.bills.bill, bill_id))
+
+    @post(
+        "/v1/payments/bills/{bill_id:int}/payments",
+        summary="Pay a bill, in full or in part (idempotent by user and request_id)",
+        **write,
+        **strict_body(BillPayIn),
+    )
+    async def pay_bill(bill_id: RowIdPath, data: Annotated[BillPayIn, Body()]) -> BillPaymentOut:
+        """Without `amount_fen`, all that is outstanding. More than is outstanding (anything, once
+        paid) is 422 `bill_overpayment`; payments in flight count as taken, so racing payments
+        never add up to more than the bill. The payer pays the bill amount only (the biller pays
+        the fee). `funding: family` with `grant_id` pays with the grant's payer's money, within
+        this month's limit (422 `family_limit_exceeded` beyond it). The same `request_id` of the
+        same user answers the same bill payment; with other terms it is a 409
+        `idempotency_conflict`."""
+        _check_bill_funding(data)
+        payments = await host.get()
+        return await _call(_pay_bill, payments, bill_id, data)
+
+    @get(
+        "/v1/payments/bill-payments/{bill_payment_id:int}",
+        summary="A bill payment (a failed one with its failure code)",
+        **read,
+    )
+    async def get_bill_payment(bill_payment_id: RowIdPath) -> BillPaymentOut:
+        payments = await host.get()
+        return _bill_payment_out(await _call(payments.bills.payment, bill_payment_id))
+
+    # -- family accounts
+
+    @post(
+        "/v1/payments/family/grants",
+        summary="Grant a family member a monthly limit of the payer's money",
+        **write,
+        **strict_body(FamilyGrantIn),
+    )
+    async def grant_family(data: Annotated[FamilyGrantIn, Body()]) -> FamilyGrantOut:
+        """One active grant per (payer, member): granting the same limit again answers it;
+        another limit is 409 `invalid_state` (revoke, then grant anew). The limit is capped by
+        the payer's identity level (422 `identity_level_too_low`). Nothing moves yet: the
+        month's limit is set aside from the payer's wallet at the member's first payment."""
+        payments = await host.get()
+        g = await _call(
+            payments.family.grant, data.payer_id, data.member_id, data.monthly_limit_fen
+        )
+        return await _call(_grant, payments, g.id)
+
+    @get(
+        "/v1/payments/family/grants",
+        summary="The family grants a user gives (payer_id) or holds (member_id)",
+        **read,
+    )
+    async def list_family_grants(
+        payer_id: Annotated[
+            int | None,
+            QueryParameter(ge=1, le=ROW_ID_MAX, required=False, description="the grants given"),
+        ] = None,
+        member_id: Annotated[
+            int | None,
+            QueryParameter(ge=1, le=ROW_ID_MAX, required=False, description="the grants held"),
+        ] = None,
+    ) -> FamilyGrantsOut:
+        """At least one of `payer_id` and `member_id`; both: that payer's grants to that
+        member. Oldest first, revoked ones too."""
+        payments = await host.get()
+        return await _call(_grants, payments, payer_id, member_id)
+
+    @get(
+        "/v1/payments/family/grants/{grant_id:int}",
+        summary="A family grant and what is left of this month's limit",
+        **read,
+    )
+    async def get_family_grant(grant_id: RowIdPath) -> FamilyGrantOut:
+        payments = await host.get()
+        return await _call(_grant, payments, grant_id)
+
+    @post(
+        "/v1/payments/family/grants/{grant_id:int}/payments",
+        summary="The member pays an order with the payer's money (idempotent per order)",
+        **write,
+        **strict_body(FamilyPayIn),
+    )
+    async def pay_family(grant_id: RowIdPath, data: Annotated[FamilyPayIn, Body()]) -> PaymentOut:
+        """The grant's month account pays (funding `family`): the ledger refuses the payment
+        that would take it below zero, so the member never spends more than the monthly limit
+        however many payments race (422 `family_limit_exceeded`). A revoked grant is 422
+        `grant_revoked`; a payer whose wallet cannot set the month's limit aside is 422
+        `insufficient_funds`; a user who is not the grant's member is 404 `unknown_party`.
+        Paying a paid order again answers its payment, even after a revocation."""
+        payments = await host.get()
+        p = await _call(
+            payments.family.pay,
+            data.order_id,
+            data.member_id,
+            grant_id,
+            campaign_id=data.campaign_id,
+        )
+        return await _call(_payment, payments, p.id)
+
+    @get(
+        "/v1/payments/family/grants/{grant_id:int}/statement",
+        summary="The payer's monthly statement of a grant, reconciled against the ledger",
+        **read,
+    )
+    async def family_statement(
+        grant_id: RowIdPath,
+        payer_id: Annotated[
+            int,
+            QueryParameter(ge=1, le=ROW_ID_MAX, description="the grant's payer"),
+        ],
+        month: Annotated[
+            str | None,
+            QueryParameter(
+                required=False,
+                min_length=7,
+                max_length=7,
+                pattern=r"^[0-9]{4}-[0-9]{2}$",
+                description="YYYY-MM in Beijing time; default this month",
+                examples=[Example(value="2025-11")],
+            ),
+        ] = None,
+    ) -> FamilyStatementOut:
+        """Only for the grant's payer (another user: 404 `unknown_party`). A month the member did
+        not use is `unused` with no lines."""
+        payments = await host.get()
+        return await _call(_statement, payments, grant_id, payer_id, month)
+
+    @post(
+        "/v1/payments/family/grants/{grant_id:int}/revoke",
+        summary="Revoke a grant and return the unused limit to the payer (idempotent)",
+        **write,
+        **strict_body(FamilyRevokeIn),
+    )
+    async def revoke_family(
+        grant_id: RowIdPath, data: Annotated[FamilyRevokeIn, Body()]
+    ) -> FamilyGrantOut:
+        """Every new payment with the grant is then 422 `grant_revoked`; what is left of the
+        month's limit is swept back to the payer's wallet. Only the payer may revoke (another
+        user: 404 `unknown_party`)."""
+        payments = await host.get()
+        await _call(payments.family.revoke, data.payer_id, grant_id)
+        return await _call(_grant, payments, grant_id)
+
     handlers = [
         pay_batch,
         register_user,
@@ -1042,6 +1441,19 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         pay_merchant_qr,
         issue_payment_code,
         pay_with_code,
+        list_billers,
+        register_biller,
+        get_biller,
+        lookup_bills,
+        get_bill,
+        pay_bill,
+        get_bill_payment,
+        grant_family,
+        list_family_grants,
+        get_family_grant,
+        pay_family,
+        family_statement,
+        revoke_family,
     ]
     return [*_options_handlers(handlers), *handlers]
 

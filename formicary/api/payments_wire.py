@@ -1,10 +1,11 @@
 """Wire types of the payments HTTP routes (shared with the SDK).
 
 Amounts are JSON integers in fen, 1 .. 10^12 per operation (the payments core's bound); the
-payments' own ids (users, merchants, cards, campaigns, orders, payments, refunds, settlements)
-are JSON integers, 1 .. 2^63 - 1 (SQLite row ids); ledger account ids (128-bit) are strings of
-decimal digits, as everywhere in the ledger API. Times are ns since the epoch; dates are ISO
-`YYYY-MM-DD` business days in China Standard Time.
+payments' own ids (users, merchants, cards, campaigns, orders, payments, refunds, settlements,
+billers, bills, bill payments, family grants) are JSON integers, 1 .. 2^63 - 1 (SQLite row
+ids); ledger account ids (128-bit) are strings of decimal digits, as everywhere in the ledger
+API. Times are ns since the epoch; dates are ISO `YYYY-MM-DD` business days in China Standard
+Time; months `YYYY-MM` in Beijing time (the same UTC+8).
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from typing import Annotated, Literal, get_args
 import msgspec
 from msgspec import Meta
 
+from formicary.payments.bills import BillerCategory
 from formicary.payments.money import AMOUNT_FEN_MAX, FEE_PLANS
 
 __all__ = [
     "BatchItemIn",
     "BatchPaymentsIn",
     "BatchPaymentsOut",
+    "BillOut",
+    "BillPayIn",
+    "BillPaymentOut",
+    "BillerIn",
+    "BillerOut",
+    "BillersOut",
+    "BillsOut",
     "CampaignClosedOut",
     "CampaignIn",
     "CampaignOut",
@@ -29,6 +38,13 @@ __all__ = [
     "CardTransferOut",
     "CardsOut",
     "CodePaymentIn",
+    "FamilyGrantIn",
+    "FamilyGrantOut",
+    "FamilyGrantsOut",
+    "FamilyPayIn",
+    "FamilyRevokeIn",
+    "FamilyStatementLineOut",
+    "FamilyStatementOut",
     "MerchantIn",
     "MerchantOut",
     "MerchantQrOut",
@@ -82,8 +98,11 @@ IdentityLevelName = Literal["unverified", "basic", "verified", "full"]
 FeePlanName = Literal["online", "offline_qr", "card_acquiring"]
 CampaignKindName = Literal["coupon", "red_packet"]
 FundingKind = Literal["wallet", "card"]
+BillerCategoryName = Literal["electricity", "water", "gas", "phone"]
+BillFundingKind = Literal["wallet", "card", "family"]
 
 assert set(get_args(FeePlanName)) == set(FEE_PLANS), "the wire names every fee plan"
+assert set(get_args(BillerCategoryName)) == {str(c) for c in BillerCategory}, "every category"
 
 
 # ----------------------------------------------------------------------------- requests
@@ -202,6 +221,57 @@ class CodePaymentIn(msgspec.Struct, forbid_unknown_fields=True):
     amount_fen: Fen
     merchant_order_no: Text128
     campaign_id: RowId | None = None
+
+
+class BillerIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A (simulated) utility, registered as a merchant settled T+1 to its bank account;
+    registering the same name again answers the same biller. The biller pays the fee of
+    `fee_plan` on each bill payment (the payer pays the bill amount only)."""
+
+    name: Text128
+    category: BillerCategoryName
+    settlement_bank_code: BankCode
+    settlement_account_number: Annotated[
+        str,
+        Meta(pattern=r"^[0-9]{8,32}$", description="8-32 digits", examples=["6214830012345678"]),
+    ]
+    fee_plan: FeePlanName = "online"
+
+
+class BillPayIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Pay a bill (all that is outstanding, or `amount_fen` of it) from the user's wallet, a
+    bound card (`card_id`) or a family grant the user is the member of (`grant_id`: the payer's
+    money, within this month's limit). `request_id` makes a retry safe."""
+
+    user_id: RowId
+    request_id: Text128
+    amount_fen: Fen | None = None
+    funding: BillFundingKind = "wallet"
+    card_id: RowId | None = None
+    grant_id: RowId | None = None
+
+
+class FamilyGrantIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The payer lets the member spend up to `monthly_limit_fen` of the payer's money each
+    calendar month (Beijing time)."""
+
+    payer_id: RowId
+    member_id: RowId
+    monthly_limit_fen: Fen
+
+
+class FamilyPayIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The member pays an order from the grant (idempotent per order)."""
+
+    member_id: RowId
+    order_id: RowId
+    campaign_id: RowId | None = None
+
+
+class FamilyRevokeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Only the grant's payer may revoke it."""
+
+    payer_id: RowId
 
 
 # ----------------------------------------------------------------------------- answers
@@ -380,17 +450,114 @@ class PaymentCodeOut(msgspec.Struct):
     expires_ns: int
 
 
+class BillerOut(msgspec.Struct):
+    id: int
+    name: str
+    category: str
+    merchant_id: int  # the biller's merchant: its wallet is the biller's settlement account
+    wallet_account_id: str
+    created_ns: int
+
+
+class BillersOut(msgspec.Struct):
+    billers: list[BillerOut]
+
+
+class BillOut(msgspec.Struct):
+    id: int
+    biller_id: int
+    account_number: str
+    period: str  # the billed month, YYYY-MM (Beijing time)
+    amount_fen: int
+    due_date: str
+    paid_fen: int  # by succeeded bill payments
+    outstanding_fen: int  # what a new payment may still pay (payments in flight count as taken)
+
+
+class BillsOut(msgspec.Struct):
+    """The customer's open bills, oldest first; empty when everything is paid."""
+
+    biller_id: int
+    account_number: str
+    bills: list[BillOut]
+
+
+class BillPaymentOut(msgspec.Struct):
+    id: int
+    bill_id: int
+    user_id: int
+    request_id: str
+    amount_fen: int
+    funding: str  # wallet, card or family
+    card_id: int | None
+    grant_id: int | None
+    order_id: int | None  # the cashier's order at the biller's merchant
+    payment_id: int | None  # the cashier's payment, once succeeded
+    state: str  # created, succeeded or failed
+    failure_code: str
+    failure_detail: str
+    created_ns: int
+    completed_ns: int
+
+
+class FamilyGrantOut(msgspec.Struct):
+    id: int
+    payer_id: int
+    member_id: int
+    monthly_limit_fen: int
+    state: str  # active or revoked
+    remaining_fen: int  # what the member may still spend this month
+    created_ns: int
+    revoked_ns: int
+
+
+class FamilyGrantsOut(msgspec.Struct):
+    grants: list[FamilyGrantOut]
+
+
+class FamilyStatementLineOut(msgspec.Struct):
+    payment_id: int
+    order_id: int
+    merchant_id: int
+    description: str
+    amount_fen: int  # the order amount
+    coupon_fen: int  # paid by a campaign, not by the payer
+    drawn_fen: int  # what the grant paid: the payer's money
+    refunded_fen: int  # what refunds put back into the grant
+    completed_ns: int
+
+
+class FamilyStatementOut(msgspec.Struct):
+    """One month of a grant, for its payer: the member's payments, totals, and the ledger's
+    own figure (`ledger_spent_fen`) that `reconciled` checks them against."""
+
+    grant: FamilyGrantOut
+    month: str
+    state: str  # unused, funding, open, closing or closed
+    limit_fen: int
+    lines: list[FamilyStatementLineOut]
+    drawn_fen: int
+    refunded_fen: int
+    spent_fen: int  # drawn - refunded: the payer's money the member spent that month
+    remaining_fen: int  # what the member may still spend that month
+    returned_fen: int  # unused limit swept back to the payer's wallet
+    ledger_spent_fen: int
+    reconciled: bool
+
+
 # ----------------------------------------------------------------------------- batch payments
 
-RowId = Annotated[int, Meta(ge=1, le=2**40 - 1)]
+# Its own name: annotations are resolved when a decoder is built, from the module's final
+# globals, so a second `RowId` here would narrow every struct above to 2^40 - 1 as well.
+BatchRowId = Annotated[int, Meta(ge=1, le=2**40 - 1)]
 
 
 class BatchItemIn(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     """One wallet payment of a batch, as a JSON array `[user_id, merchant_id, amount_fen,
     campaign_id]` (campaign 0: none) — compact, since a batch carries thousands."""
 
-    user_id: RowId
-    merchant_id: RowId
+    user_id: BatchRowId
+    merchant_id: BatchRowId
     amount_fen: Annotated[int, Meta(ge=1, le=10**12)]
     campaign_id: Annotated[int, Meta(ge=0, le=2**40 - 1)] = 0
 

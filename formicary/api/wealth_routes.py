@@ -1,12 +1,14 @@
 """HTTP routes of the fixed-term product marketplace, under /v1/wealth.
 
 The marketplace is opened on the first request that needs it (its state file and its ledger
-accounts), on the server's ledger and clock, without a money-market fund: purchases and
-reservations are paid from a wallet and maturities pay back to it. Answers are 200, or
-problem+json: 404 `not_found` (no such issuer or product), 422 `issuer_refused` (naming the
-vetting rule), `sold_out`, `not_on_sale`, `insufficient_funds`, `invalid_wealth_request`, 409
-`wealth_conflict` (too early, the issuer cannot repay, the books disagree), 503 when the ledger
-is busy or down.
+accounts), on the server's ledger and clock, with the server's money-market fund when the app
+gives one (`WealthHost(fund=...)`): purchases and reservations are paid from a wallet or from
+the user's fund shares (an instant redemption within the fund's T+0 limits), and maturities
+pay back to the wallet or on into the fund. Answers are 200, or problem+json: 404 `not_found`
+(no such issuer, product, reservation or fund), 422 `issuer_refused` (naming the vetting
+rule), `sold_out`, `not_on_sale`, `insufficient_funds`, `instant_limit_exceeded` (over a fund
+T+0 limit, named), `invalid_wealth_request`, 409 `wealth_conflict` (too early, the issuer
+cannot repay, the books disagree), 503 when the ledger is busy or down.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from litestar import get, post
+from litestar import HttpMethod, Response, delete, get, post, route
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Body, PathParameter, QueryParameter
 
@@ -32,19 +35,36 @@ from formicary.api.wealth_wire import (
     MaturityOut,
     NotificationOut,
     NotificationsOut,
+    ProductBooksOut,
     ProductIn,
     ProductOut,
+    ProductsOut,
+    ReservationCancelIn,
     SaleCloseOut,
     TickOut,
     VettingOut,
     WealthPurchaseIn,
     WealthPurchaseOut,
+    WealthPurchasesOut,
     WealthReservationIn,
     WealthReservationOut,
+    WealthReservationsOut,
+    WhitelistIn,
 )
 from formicary.api.wire import InvalidField, parse_id
+from formicary.funds import (
+    FundError,
+    InstantLimitExceeded,
+    InvalidOrder,
+    MoneyMarketFund,
+    UnknownHolder,
+)
+from formicary.funds import LedgerUnavailable as FundLedgerUnavailable
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.wealth import (
+    FundingSource,
+    FundLimitExceeded,
+    FundSource,
     InsufficientFunds,
     InvalidRequest,
     Issuer,
@@ -54,7 +74,9 @@ from formicary.wealth import (
     Marketplace,
     NotFound,
     NotOnSale,
+    Payout,
     Product,
+    ProductStatus,
     ProductTerms,
     Purchase,
     Reservation,
@@ -72,6 +94,8 @@ WEALTH_DIR_ENV = "FORMICARY_WEALTH_DIR"
 DEFAULT_WEALTH_DIR = "formicary-wealth"
 NOTIFICATIONS_DEFAULT = 100
 NOTIFICATIONS_MAX = 1_000
+PURCHASES_DEFAULT = 100
+PURCHASES_MAX = 1_000
 # Sale times must fit the state file's and the ledger's nanosecond integers (int64: year 2262).
 _YEAR_MIN, _YEAR_MAX = 2000, 2199
 
@@ -87,11 +111,39 @@ WealthIdPath = Annotated[
 ]
 
 
-class WealthHost:
-    """Opens the marketplace on first use and closes it with the app."""
+IssuerIdPath = Annotated[
+    str,
+    PathParameter(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="issuer id",
+        examples=[Example(value="icbc")],
+    ),
+]
+ReservationNoPath = Annotated[
+    int,
+    PathParameter(ge=1, le=2**62, description="reservation number", examples=[Example(value=1)]),
+]
+UserIdQuery = Annotated[
+    str | None, QueryParameter(min_length=1, max_length=128, required=False, description="user id")
+]
 
-    def __init__(self, service: Callable[[], LedgerService], state_dir: str | Path) -> None:
+
+class WealthHost:
+    """Opens the marketplace on first use and closes it with the app. `fund`, when given,
+    opens the money-market fund the marketplace may draw on and reinvest into (the server's
+    fund: its FundHost opens it once, for both)."""
+
+    def __init__(
+        self,
+        service: Callable[[], LedgerService],
+        state_dir: str | Path,
+        *,
+        fund: Callable[[], MoneyMarketFund] | None = None,
+    ) -> None:
         self._service = service
+        self._fund = fund
         self.state_dir = Path(state_dir)
         self._lock = threading.Lock()
         self._opened: Marketplace | None = None
@@ -99,11 +151,13 @@ class WealthHost:
     def _open(self) -> Marketplace:
         with self._lock:
             if self._opened is None:
+                # The fund first: the marketplace's close and maturity runs need it.
+                fund = None if self._fund is None else self._fund()
                 self.state_dir.mkdir(parents=True, exist_ok=True)
                 store = WealthStore(self.state_dir / "wealth.db")
                 try:
                     ledger = self._service()
-                    market = Marketplace(ledger, store, clock_ns=ledger.clock_ns)
+                    market = Marketplace(ledger, store, fund=fund, clock_ns=ledger.clock_ns)
                     market.start()
                 except BaseException:
                     store.close()
@@ -116,6 +170,8 @@ class WealthHost:
             return await anyio.to_thread.run_sync(self._open)
         except WealthError as error:
             raise _problem(error) from error
+        except FundError as error:
+            raise ServiceUnavailable(f"the money-market fund cannot open: {error}") from error
 
     def close(self) -> None:
         with self._lock:
@@ -133,6 +189,7 @@ def _problem(error: WealthError) -> Problem:
         (IssuerRefused, "issuer_refused"),
         (SoldOut, "sold_out"),
         (NotOnSale, "not_on_sale"),
+        (FundLimitExceeded, "instant_limit_exceeded"),
         (InsufficientFunds, "insufficient_funds"),
         (InvalidRequest, "invalid_wealth_request"),
     ):
@@ -141,12 +198,56 @@ def _problem(error: WealthError) -> Problem:
     return Problem("wealth_conflict", str(error))
 
 
+def _fund_problem(error: FundError) -> Problem:
+    """A refusal of the fund itself (reached through a reinvestment or a fund-funded order)."""
+    if isinstance(error, FundLedgerUnavailable):
+        raise ServiceUnavailable(str(error)) from error
+    if isinstance(error, UnknownHolder):
+        return Problem("insufficient_funds", str(error))
+    if isinstance(error, InstantLimitExceeded):
+        return Problem("instant_limit_exceeded", str(error))
+    if isinstance(error, InvalidOrder):
+        return Problem("invalid_wealth_request", str(error))
+    return Problem("wealth_conflict", f"the money-market fund refused: {error}")
+
+
 async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a blocking marketplace call off the event loop; refusals become problems."""
     try:
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
     except WealthError as error:
         raise _problem(error) from error
+    except FundError as error:
+        raise _fund_problem(error) from error
+
+
+def _source(
+    market: Marketplace, kind: str, fund_no: int | None, user_id: str, wallet: int
+) -> FundingSource:
+    """The funding source a request names: its wallet, or the user's shares in the fund."""
+    if kind == "wallet":
+        if fund_no is not None:
+            raise InvalidRequest("fund_no names the fund of a purchase with source `fund`")
+        return WalletSource(wallet, ledger=market.config.money_ledger)
+    fund = _fund_of(market, fund_no)
+    return FundSource(fund, user_id)
+
+
+def _payout(market: Marketplace, kind: str, fund_no: int | None, wallet: int) -> Payout:
+    if kind == "fund":
+        _fund_of(market, fund_no)
+    return Payout(wallet, into_fund=kind == "fund")
+
+
+def _fund_of(market: Marketplace, fund_no: int | None) -> MoneyMarketFund:
+    fund = market.fund
+    if fund is None:
+        raise InvalidRequest("this server's marketplace has no money-market fund")
+    if fund_no is not None and fund_no != fund.config.fund_no:
+        raise NotFound(
+            f"fund {fund_no} does not exist (this marketplace uses fund {fund.config.fund_no})"
+        )
+    return fund
 
 
 def _wallet(value: str) -> int:
@@ -203,6 +304,9 @@ def _purchase_out(p: Purchase) -> WealthPurchaseOut:
         reservation_no=p.reservation_no,
         interest_fen=p.interest_fen,
         replayed=p.replayed,
+        source_kind=p.source_kind,
+        source_ref=p.source_ref,
+        payout_into_fund=p.payout.into_fund,
     )
 
 
@@ -219,10 +323,52 @@ def _reservation_out(r: Reservation) -> WealthReservationOut:
         status=r.status,
         expires_at=_iso_ns(r.expires_ns),
         replayed=r.replayed,
+        source_kind=r.source_kind,
+        source_ref=r.source_ref,
+        payout_account_id=str(r.payout.wallet_account_id),
+        payout_into_fund=r.payout.into_fund,
     )
 
 
-def wealth_routes(host: WealthHost) -> list[Any]:
+def _issuer_out(market: Marketplace, issuer_id: str) -> IssuerOut:
+    issuer = market.issuer(issuer_id)
+    verdict = market.vet_issuer(issuer_id)
+    return IssuerOut(
+        issuer_id=issuer.issuer_id,
+        name=issuer.name,
+        kind=str(issuer.kind),
+        account_id=str(market.issuer_account_id(issuer.issuer_id)),
+        vetting=VettingOut(passed=verdict.passed, rule=str(verdict.rule), reason=verdict.reason),
+        whitelisted=market.store.is_whitelisted(issuer_id),
+    )
+
+
+def _books_out(market: Marketplace, product_id: str) -> ProductBooksOut:
+    product = market.product(product_id)
+    books = market.books(product_id)
+    on_sale = product.status == ProductStatus.LISTED
+    if on_sale:
+        # Every reserved purchase is pending in escrow and in the quota, nothing more.
+        balanced = books["reserved_fen"] == books["escrow_pending_fen"]
+    else:
+        balanced = books["escrow_pending_fen"] == 0 or product.status in (
+            ProductStatus.CLOSING_LAUNCH,
+            ProductStatus.CLOSING_FAIL,
+        )
+    return ProductBooksOut(
+        product_id=product_id,
+        status=product.status,
+        escrow_posted_fen=books["escrow_posted_fen"],
+        escrow_pending_fen=books["escrow_pending_fen"],
+        quota_remaining_fen=books["quota_remaining_fen"],
+        quota_subscribed_fen=books["quota_subscribed_fen"],
+        reserved_fen=books["reserved_fen"],
+        raised_fen=books["raised_fen"],
+        balanced=balanced,
+    )
+
+
+def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
     """The marketplace's route handlers, bound to `host`."""
     tags = ["wealth"]
 
@@ -249,18 +395,61 @@ def wealth_routes(host: WealthHost) -> list[Any]:
                 solvency_ratio_pct=ratio,
                 licensed=data.licensed,
             )
-            verdict = market.register_issuer(issuer)
-            return IssuerOut(
-                issuer_id=issuer.issuer_id,
-                name=issuer.name,
-                kind=str(issuer.kind),
-                account_id=str(market.issuer_account_id(issuer.issuer_id)),
-                vetting=VettingOut(
-                    passed=verdict.passed, rule=str(verdict.rule), reason=verdict.reason
-                ),
-            )
+            market.register_issuer(issuer)
+            return _issuer_out(market, issuer.issuer_id)
 
         result: IssuerOut = await _call(register)
+        return result
+
+    @get(
+        "/v1/wealth/issuers/{issuer_id:str}",
+        summary="An issuer and its vetting verdict now",
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 503),
+    )
+    async def get_issuer(issuer_id: IssuerIdPath) -> IssuerOut:
+        market = await host.get()
+        result: IssuerOut = await _call(_issuer_out, market, issuer_id)
+        return result
+
+    @post(
+        "/v1/wealth/issuers/{issuer_id:str}/whitelist",
+        **strict_body(WhitelistIn),
+        summary="Whitelist an issuer (admits an institution of kind `other`)",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def whitelist(issuer_id: IssuerIdPath, data: Annotated[WhitelistIn, Body()]) -> IssuerOut:
+        """The whitelist is the rule of kind `other`; a bank, AMC or P&C insurer is still judged
+        by its own rule (a whitelisted small bank stays refused). Idempotent."""
+        market = await host.get()
+
+        def admit() -> IssuerOut:
+            market.whitelist(issuer_id, data.note)
+            return _issuer_out(market, issuer_id)
+
+        result: IssuerOut = await _call(admit)
+        return result
+
+    @delete(
+        "/v1/wealth/issuers/{issuer_id:str}/whitelist",
+        summary="Take an issuer off the whitelist",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 503),
+    )
+    async def unwhitelist(issuer_id: IssuerIdPath) -> IssuerOut:
+        """Its products already listed stay listed; new ones are refused (`issuer_refused`,
+        rule `whitelist`) if its kind is `other`. Idempotent."""
+        market = await host.get()
+
+        def remove() -> IssuerOut:
+            market.issuer(issuer_id)  # 404 for an unknown issuer
+            market.unwhitelist(issuer_id)
+            return _issuer_out(market, issuer_id)
+
+        result: IssuerOut = await _call(remove)
         return result
 
     @post(
@@ -296,6 +485,44 @@ def wealth_routes(host: WealthHost) -> list[Any]:
         return result
 
     @get(
+        "/v1/wealth/products",
+        summary="Every product, optionally of one status",
+        tags=tags,
+        responses=problem_responses(400, 409, 503),
+    )
+    async def list_products(
+        status: Annotated[
+            str | None,
+            QueryParameter(
+                required=False,
+                pattern="^(listed|closing_launch|closing_fail|launched|failed|maturing|matured)$",
+                description="only products of this status",
+            ),
+        ] = None,
+    ) -> ProductsOut:
+        market = await host.get()
+
+        def read() -> ProductsOut:
+            found = market.products(None if status is None else [status])
+            return ProductsOut(products=[_product_out(market, p) for p in found])
+
+        result: ProductsOut = await _call(read)
+        return result
+
+    @get(
+        "/v1/wealth/products/{product_id:str}/books",
+        summary="A product's ledger balances next to the marketplace's figures",
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 503),
+    )
+    async def product_books(product_id: WealthIdPath) -> ProductBooksOut:
+        """Escrow posted and pending, the quota that remains and was taken, the purchases the
+        state file holds reserved and the amount raised; `balanced` says whether they agree."""
+        market = await host.get()
+        result: ProductBooksOut = await _call(_books_out, market, product_id)
+        return result
+
+    @get(
         "/v1/wealth/products/{product_id:str}",
         summary="A product, its status and the size that remains",
         tags=tags,
@@ -321,16 +548,62 @@ def wealth_routes(host: WealthHost) -> list[Any]:
     async def purchase(
         product_id: WealthIdPath, data: Annotated[WealthPurchaseIn, Body()]
     ) -> WealthPurchaseOut:
-        """At least the minimum purchase, unless it takes all that remains. Retrying with the
-        same `request_id` applies once (`replayed`)."""
+        """At least the minimum purchase, unless it takes all that remains. Paid from the
+        wallet, or (`source: "fund"`) by an instant redemption of the user's fund shares,
+        refused with `instant_limit_exceeded` over the fund's per-order, per-user-day or
+        fund-day T+0 limit. Retrying with the same `request_id` applies once (`replayed`)."""
         market = await host.get()
         wallet = _wallet(data.wallet_account_id)
 
         def buy() -> Purchase:
-            source = WalletSource(wallet, ledger=market.config.money_ledger)
-            return market.purchase(product_id, data.user_id, data.amount, source, data.request_id)
+            source = _source(market, data.source, data.fund_no, data.user_id, wallet)
+            payout = _payout(market, data.payout, data.fund_no, wallet)
+            return market.purchase(
+                product_id, data.user_id, data.amount, source, data.request_id, payout=payout
+            )
 
         return _purchase_out(await _call(buy))
+
+    @get(
+        "/v1/wealth/purchases",
+        summary="Purchases, of a product and/or a user, in purchase order",
+        tags=tags,
+        responses=problem_responses(400, 409, 503),
+    )
+    async def list_purchases(
+        product_id: Annotated[
+            str | None,
+            QueryParameter(
+                required=False,
+                min_length=1,
+                max_length=64,
+                pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+                description="only this product's purchases",
+            ),
+        ] = None,
+        user_id: UserIdQuery = None,
+        after_no: Annotated[
+            int,
+            QueryParameter(
+                ge=0, le=2**62, required=False, description="the last `purchase_no` already read"
+            ),
+        ] = 0,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=PURCHASES_MAX, required=False)
+        ] = PURCHASES_DEFAULT,
+    ) -> WealthPurchasesOut:
+        market = await host.get()
+        found: list[Purchase] = await _call(
+            market.purchases,
+            product_id=product_id,
+            user_id=user_id,
+            after_no=after_no,
+            limit=limit,
+        )
+        return WealthPurchasesOut(
+            purchases=[_purchase_out(p) for p in found],
+            next_after_no=found[-1].purchase_no if len(found) == limit else None,
+        )
 
     @post(
         "/v1/wealth/reservations",
@@ -342,8 +615,9 @@ def wealth_routes(host: WealthHost) -> list[Any]:
     )
     async def reserve(data: Annotated[WealthReservationIn, Body()]) -> WealthReservationOut:
         """Whenever a product with a term in [min, max] days and at least `min_yield_bp` opens,
-        buy up to the rest of `amount_fen` from the wallet, first come first served.
-        Idempotent by `request_id`."""
+        buy up to the rest of `amount_fen` from the wallet or the user's fund shares (each fill
+        at most what the fund's T+0 limits leave), first come first served. Idempotent by
+        `request_id`."""
         market = await host.get()
         wallet = _wallet(data.wallet_account_id)
 
@@ -355,11 +629,52 @@ def wealth_routes(host: WealthHost) -> list[Any]:
                 term_max_days=data.term_max_days,
                 min_yield_bp=data.min_yield_bp,
                 amount_fen=data.amount_fen,
-                source=WalletSource(wallet, ledger=market.config.money_ledger),
+                source=_source(market, data.source, data.fund_no, data.user_id, wallet),
+                payout=_payout(market, data.payout, data.fund_no, wallet),
                 valid_days=data.valid_days,
             )
 
         return _reservation_out(await _call(make))
+
+    @get(
+        "/v1/wealth/reservations",
+        summary="Reservations, of one user or all, in reservation order",
+        tags=tags,
+        responses=problem_responses(400, 409, 503),
+    )
+    async def list_reservations(user_id: UserIdQuery = None) -> WealthReservationsOut:
+        market = await host.get()
+        found: list[Reservation] = await _call(market.reservations, user_id)
+        return WealthReservationsOut(reservations=[_reservation_out(r) for r in found])
+
+    @get(
+        "/v1/wealth/reservations/{reservation_no:int}",
+        summary="A reservation: what it has bought and whether it is still open",
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 503),
+    )
+    async def get_reservation(reservation_no: ReservationNoPath) -> WealthReservationOut:
+        market = await host.get()
+        return _reservation_out(await _call(market.reservation, reservation_no))
+
+    @post(
+        "/v1/wealth/reservations/{reservation_no:int}/cancel",
+        **strict_body(ReservationCancelIn),
+        summary="Cancel a reservation (what it bought stays bought)",
+        status_code=200,
+        tags=tags,
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def cancel_reservation(
+        reservation_no: ReservationNoPath, data: Annotated[ReservationCancelIn, Body()]
+    ) -> WealthReservationOut:
+        """`user_id` must own it (else `not_found`). An open or filled reservation becomes
+        `cancelled` (the user is notified); one expired or cancelled already is answered
+        unchanged."""
+        market = await host.get()
+        return _reservation_out(
+            await _call(market.cancel_reservation, data.user_id, reservation_no)
+        )
 
     @get(
         "/v1/wealth/users/{user_id:str}/notifications",
@@ -446,4 +761,40 @@ def wealth_routes(host: WealthHost) -> list[Any]:
             expired_reservations=report.expired_reservations,
         )
 
-    return [register_issuer, list_product, get_product, purchase, reserve, notifications, tick]
+    handlers = [
+        register_issuer,
+        get_issuer,
+        whitelist,
+        unwhitelist,
+        list_product,
+        list_products,
+        get_product,
+        product_books,
+        purchase,
+        list_purchases,
+        reserve,
+        list_reservations,
+        get_reservation,
+        cancel_reservation,
+        notifications,
+        tick,
+    ]
+    return [*_options_handlers(handlers), *handlers]
+
+
+def _options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """An explicit OPTIONS handler for each path served by more than one method (as in
+    payments_routes: Litestar's automatic one answers the path's first method only)."""
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, {"OPTIONS"}).update(handler.http_methods)
+    return [_options(path, ", ".join(sorted(m))) for path, m in methods.items() if len(m) > 2]
+
+
+def _options(path: str, allow: str) -> HTTPRouteHandler:
+    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
+    async def options() -> Response[None]:
+        return Response(content=None, status_code=204, headers={"Allow": allow})
+
+    return options

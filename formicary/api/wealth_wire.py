@@ -2,7 +2,9 @@
 
 Amounts are JSON integers in fen, yields integer basis points (425 = 4.25 %, also answered as a
 decimal string), sale times ISO 8601 date-times (a time without an offset is Beijing time),
-dates ISO `YYYY-MM-DD`. Purchases and reservations are paid from a wallet account.
+dates ISO `YYYY-MM-DD`. Purchases and reservations are paid from a wallet account, or from the
+user's holding in the money-market fund (`source: "fund"`, an instant redemption within the
+fund's T+0 limits); maturities pay to the wallet, or on into the fund (`payout: "fund"`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ __all__ = [
     "MaturityOut",
     "NotificationOut",
     "NotificationsOut",
+    "ProductBooksOut",
     "ProductIn",
     "ProductOut",
+    "ProductsOut",
+    "ReservationCancelIn",
     "SaleCloseOut",
     "TickOut",
     "VettingOut",
     "WealthPurchaseIn",
     "WealthPurchaseOut",
+    "WealthPurchasesOut",
     "WealthReservationIn",
     "WealthReservationOut",
+    "WealthReservationsOut",
+    "WhitelistIn",
 ]
 
 WealthId = Annotated[
@@ -47,6 +55,11 @@ RequestId = Annotated[
     str, Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]{1,128}$", examples=["r-1"])
 ]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+SourceKind = Literal["wallet", "fund"]
+PayoutKind = Literal["wallet", "fund"]
+FundNo = Annotated[
+    int, Meta(ge=1, le=4095, description="the fund's number (default: the server's)")
+]
 Fen = Annotated[int, Meta(ge=1, le=SIZE_FEN_MAX, description="fen")]
 TermDays = Annotated[int, Meta(ge=1, le=TERM_DAYS_MAX, description="calendar days")]
 YieldBp = Annotated[int, Meta(ge=1, le=YIELD_BP_MAX, description="basis points a year")]
@@ -87,6 +100,14 @@ class IssuerOut(msgspec.Struct):
     kind: str
     account_id: str  # the settlement account: receives the raise, repays at maturity
     vetting: VettingOut
+    whitelisted: bool = False  # admitted by the marketplace (the rule of kind `other`)
+
+
+class WhitelistIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Whitelist an issuer: admits an institution of kind `other` (the other kinds keep their
+    own rule). `note` records why."""
+
+    note: Annotated[str, Meta(max_length=500)] = ""
 
 
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -131,13 +152,19 @@ class ProductOut(msgspec.Struct):
 
 
 class WealthPurchaseIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Buy from a wallet (pending until the close). Retrying with the same `request_id`
-    answers the purchase it made (`replayed`)."""
+    """Buy a product (pending until the close). `source`: `wallet` pays from
+    `wallet_account_id`; `fund` redeems the user's money-market fund shares (`user_id` is the
+    holder; an instant redemption within the fund's T+0 limits). The maturity pays
+    `wallet_account_id`, then on into the fund when `payout` is `fund`. Retrying with the same
+    `request_id` answers the purchase it made (`replayed`)."""
 
     user_id: Text128
     wallet_account_id: DecimalId
     amount: Fen
     request_id: RequestId
+    source: SourceKind = "wallet"
+    fund_no: FundNo | None = None
+    payout: PayoutKind = "wallet"
 
 
 class WealthPurchaseOut(msgspec.Struct):
@@ -151,10 +178,20 @@ class WealthPurchaseOut(msgspec.Struct):
     reservation_no: int | None
     interest_fen: int | None
     replayed: bool
+    source_kind: str = "wallet"  # wallet | fund
+    source_ref: str = ""  # the wallet account id, or the fund holder's user id
+    payout_into_fund: bool = False
+
+
+class WealthPurchasesOut(msgspec.Struct):
+    purchases: list[WealthPurchaseOut]
+    next_after_no: int | None  # pass as `after_no` for the next page; None: no more
 
 
 class WealthReservationIn(msgspec.Struct, forbid_unknown_fields=True):
-    """An auto-reservation (预约): buy matching products from the wallet as they open."""
+    """An auto-reservation (预约): buy matching products as they open, from the wallet or
+    (`source: "fund"`) from the user's fund shares, each fill within the fund's T+0 limits;
+    `payout` as for a purchase."""
 
     user_id: Text128
     request_id: RequestId
@@ -164,6 +201,15 @@ class WealthReservationIn(msgspec.Struct, forbid_unknown_fields=True):
     term_max_days: TermDays
     min_yield_bp: Annotated[int, Meta(ge=0, le=YIELD_BP_MAX)] = 0
     valid_days: Annotated[int, Meta(ge=1, le=3650)] | None = None
+    source: SourceKind = "wallet"
+    fund_no: FundNo | None = None
+    payout: PayoutKind = "wallet"
+
+
+class ReservationCancelIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Cancel a reservation: `user_id` must be its owner. What it bought stays bought."""
+
+    user_id: Text128
 
 
 class WealthReservationOut(msgspec.Struct):
@@ -178,6 +224,33 @@ class WealthReservationOut(msgspec.Struct):
     status: str
     expires_at: str
     replayed: bool
+    source_kind: str = "wallet"
+    source_ref: str = ""
+    payout_account_id: str = ""
+    payout_into_fund: bool = False
+
+
+class WealthReservationsOut(msgspec.Struct):
+    reservations: list[WealthReservationOut]
+
+
+class ProductsOut(msgspec.Struct):
+    products: list[ProductOut]
+
+
+class ProductBooksOut(msgspec.Struct):
+    """A product's ledger balances next to the state file's figures (the close checks that the
+    reserved purchases equal the pending escrow and quota)."""
+
+    product_id: str
+    status: str
+    escrow_posted_fen: int
+    escrow_pending_fen: int
+    quota_remaining_fen: int
+    quota_subscribed_fen: int
+    reserved_fen: int
+    raised_fen: int
+    balanced: bool  # reserved == pending escrow while on sale; escrow pending 0 after the close
 
 
 class NotificationOut(msgspec.Struct):

@@ -30,11 +30,19 @@ from formicary.api.funds_wire import (
     PayoutsOut,
 )
 from formicary.api.payments_wire import (
+    BillerOut,
+    BillersOut,
+    BillOut,
+    BillPaymentOut,
+    BillsOut,
     CampaignClosedOut,
     CampaignOut,
     CardOut,
     CardsOut,
     CardTransferOut,
+    FamilyGrantOut,
+    FamilyGrantsOut,
+    FamilyStatementOut,
     MerchantOut,
     MerchantQrOut,
     OrderOut,
@@ -51,10 +59,14 @@ from formicary.api.wealth_wire import (
     IssuerOut,
     NotificationOut,
     NotificationsOut,
+    ProductBooksOut,
     ProductOut,
+    ProductsOut,
     TickOut,
     WealthPurchaseOut,
+    WealthPurchasesOut,
     WealthReservationOut,
+    WealthReservationsOut,
 )
 from formicary.api.wire import (
     AccountIn,
@@ -452,6 +464,39 @@ class AsyncClient:
         """A product, its status and the size that remains."""
         return await self._wealth(w.product(product_id))
 
+    async def wealth_products(self, *, status: str | None = None) -> list[ProductOut]:
+        """Every product, or those of one `status` (listed, launched, failed, matured...)."""
+        answer: ProductsOut = await self._wealth(w.products(status))
+        return answer.products
+
+    async def wealth_product_books(self, product_id: str) -> ProductBooksOut:
+        """A product's ledger balances next to the marketplace's figures (`balanced`)."""
+        return await self._wealth(w.product_books(product_id))
+
+    async def wealth_purchases(
+        self,
+        *,
+        product_id: str | None = None,
+        user_id: str | None = None,
+        after_no: int = 0,
+        limit: int = 100,
+    ) -> WealthPurchasesOut:
+        """A page of purchases in purchase order; pass `next_after_no` as `after_no` for the
+        next page (None: no more)."""
+        return await self._wealth(w.purchases(product_id, user_id, after_no, limit))
+
+    async def wealth_issuer(self, issuer_id: str) -> IssuerOut:
+        """An issuer and its vetting verdict now."""
+        return await self._wealth(w.issuer(issuer_id))
+
+    async def wealth_whitelist(self, issuer_id: str, *, note: str = "") -> IssuerOut:
+        """Whitelist an issuer: admits one of kind `other` (the other kinds keep their rule)."""
+        return await self._wealth(w.whitelist(issuer_id, note))
+
+    async def wealth_unwhitelist(self, issuer_id: str) -> IssuerOut:
+        """Take an issuer off the whitelist (its listed products stay listed)."""
+        return await self._wealth(w.unwhitelist(issuer_id))
+
     async def wealth_purchase(
         self,
         product_id: str,
@@ -460,10 +505,25 @@ class AsyncClient:
         amount: int,
         *,
         request_id: str | None = None,
+        source: str = "wallet",
+        fund_no: int | None = None,
+        payout: str = "wallet",
     ) -> WealthPurchaseOut:
-        """Buy a product from a wallet (fen; pending until the sale closes). Pass `request_id`
-        to make your own retries safe; the client's retries reuse the one it sends."""
-        call = w.purchase(product_id, user_id, wallet_account_id, amount, request_id)
+        """Buy a product (fen; pending until the sale closes). `source="fund"` pays with the
+        user's money-market fund shares, an instant redemption within the fund's T+0 limits
+        (Unprocessable `instant_limit_exceeded` over one); the maturity pays the wallet, then
+        into the fund if `payout="fund"`. Pass `request_id` to make your own retries safe;
+        the client's retries reuse the one it sends."""
+        call = w.purchase(
+            product_id,
+            user_id,
+            wallet_account_id,
+            amount,
+            request_id,
+            source,
+            fund_no,
+            payout,
+        )
         return await self._wealth(call)
 
     async def wealth_reserve(
@@ -477,8 +537,12 @@ class AsyncClient:
         min_yield_bp: int = 0,
         valid_days: int | None = None,
         request_id: str | None = None,
+        source: str = "wallet",
+        fund_no: int | None = None,
+        payout: str = "wallet",
     ) -> WealthReservationOut:
-        """Auto-reserve (预约): buy matching products from the wallet as they open."""
+        """Auto-reserve (预约): buy matching products as they open, from the wallet or
+        (`source="fund"`) the user's fund shares, each fill within the fund's T+0 limits."""
         call = w.reserve(
             user_id,
             wallet_account_id,
@@ -488,8 +552,29 @@ class AsyncClient:
             min_yield_bp,
             valid_days,
             request_id,
+            source,
+            fund_no,
+            payout,
         )
         return await self._wealth(call)
+
+    async def wealth_reservations(
+        self, *, user_id: str | None = None
+    ) -> list[WealthReservationOut]:
+        """Reservations, of one user or all, in reservation order."""
+        answer: WealthReservationsOut = await self._wealth(w.reservations(user_id))
+        return answer.reservations
+
+    async def wealth_reservation(self, reservation_no: int) -> WealthReservationOut:
+        """A reservation: what it has bought and whether it is still open."""
+        return await self._wealth(w.reservation(reservation_no))
+
+    async def wealth_cancel_reservation(
+        self, reservation_no: int, user_id: str
+    ) -> WealthReservationOut:
+        """Cancel a reservation of `user_id` (NotFound if it is not theirs); what it bought
+        stays bought. Cancelling again answers it unchanged."""
+        return await self._wealth(w.cancel_reservation(reservation_no, user_id))
 
     async def wealth_notifications(
         self, user_id: str, *, after_seq: int = 0, limit: int = 100
@@ -680,6 +765,99 @@ class AsyncClient:
         """The merchant scanned the user's payment code: charge the user's wallet."""
         call = p.pay_with_code(merchant_id, code, amount_fen, merchant_order_no, campaign_id)
         return await self._payments(call)
+
+    # -- payments: bills and family accounts
+
+    async def payments_billers(self, *, category: str | None = None) -> list[BillerOut]:
+        """The billers (simulated utilities), oldest first; only one `category` (electricity,
+        water, gas, phone) if given."""
+        answer: BillersOut = await self._payments(p.billers(category))
+        return answer.billers
+
+    async def payments_register_biller(
+        self,
+        name: str,
+        category: str,
+        *,
+        settlement_bank_code: str,
+        settlement_account_number: str,
+        fee_plan: str = "online",
+    ) -> BillerOut:
+        """Register a biller (a simulated utility, settled like a merchant); the same name
+        answers the same biller."""
+        call = p.register_biller(
+            name, category, settlement_bank_code, settlement_account_number, fee_plan
+        )
+        return await self._payments(call)
+
+    async def payments_biller(self, biller_id: int) -> BillerOut:
+        """A biller (NotFound if there is none)."""
+        return await self._payments(p.biller(biller_id))
+
+    async def payments_lookup_bills(self, biller_id: int, account_number: str) -> list[BillOut]:
+        """The customer's open bills at the biller, oldest first ([] when all are paid)."""
+        answer: BillsOut = await self._payments(p.lookup_bills(biller_id, account_number))
+        return answer.bills
+
+    async def payments_bill(self, bill_id: int) -> BillOut:
+        """A bill, with what is paid and what is outstanding."""
+        return await self._payments(p.bill(bill_id))
+
+    async def payments_pay_bill(
+        self,
+        bill_id: int,
+        user_id: int,
+        *,
+        amount_fen: int | None = None,
+        request_id: str | None = None,
+        card_id: int | None = None,
+        grant_id: int | None = None,
+    ) -> BillPaymentOut:
+        """Pay a bill (all that is outstanding, or `amount_fen`) from the wallet, a bound card
+        (`card_id`) or a family grant the user is the member of (`grant_id`); idempotent by
+        `request_id`."""
+        call = p.pay_bill(bill_id, user_id, amount_fen, request_id, card_id, grant_id)
+        return await self._payments(call)
+
+    async def payments_bill_payment(self, bill_payment_id: int) -> BillPaymentOut:
+        """A bill payment (a failed one with its `failure_code`)."""
+        return await self._payments(p.bill_payment(bill_payment_id))
+
+    async def payments_grant_family(
+        self, payer_id: int, member_id: int, monthly_limit_fen: int
+    ) -> FamilyGrantOut:
+        """Let the member spend up to `monthly_limit_fen` of the payer's money a month; the
+        same grant again answers it."""
+        return await self._payments(p.grant_family(payer_id, member_id, monthly_limit_fen))
+
+    async def payments_family_grants(
+        self, *, payer_id: int | None = None, member_id: int | None = None
+    ) -> list[FamilyGrantOut]:
+        """The grants a user gives (`payer_id`) or holds (`member_id`), oldest first."""
+        answer: FamilyGrantsOut = await self._payments(p.family_grants(payer_id, member_id))
+        return answer.grants
+
+    async def payments_family_grant(self, grant_id: int) -> FamilyGrantOut:
+        """A family grant, with what is left of this month's limit."""
+        return await self._payments(p.family_grant(grant_id))
+
+    async def payments_pay_family(
+        self, grant_id: int, member_id: int, order_id: int, *, campaign_id: int | None = None
+    ) -> PaymentOut:
+        """The member pays an order with the payer's money, within the monthly limit; paying
+        a paid order again answers its payment."""
+        return await self._payments(p.pay_family(grant_id, member_id, order_id, campaign_id))
+
+    async def payments_family_statement(
+        self, grant_id: int, payer_id: int, *, month: str | None = None
+    ) -> FamilyStatementOut:
+        """The payer's statement of a grant for `month` (YYYY-MM, Beijing time; default this
+        month), reconciled against the ledger."""
+        return await self._payments(p.family_statement(grant_id, payer_id, month))
+
+    async def payments_revoke_family(self, grant_id: int, payer_id: int) -> FamilyGrantOut:
+        """Revoke a grant (its payer only); the unused limit goes back to the payer."""
+        return await self._payments(p.revoke_family(grant_id, payer_id))
 
     async def _payments(self, call: p.PaymentsCall) -> Any:
         headers = p.headers(call)

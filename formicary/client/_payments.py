@@ -1,7 +1,8 @@
 """The payments calls, as data both clients send: one place builds each request.
 
 A money-moving call without its key (`request_id`, `request_no`) gets a fresh one, sent with
-every retry of that call, so a retried top-up, withdrawal, refund or QR payment is applied once.
+every retry of that call, so a retried top-up, withdrawal, refund, QR or bill payment is applied
+once.
 Creations the core has no key for (users, merchants, campaigns) carry a fresh Idempotency-Key
 instead, which the server replays for a retry (in memory, within its lifetime).
 """
@@ -16,6 +17,13 @@ import msgspec
 
 from formicary.api.payments_wire import (
     ROW_ID_MAX,
+    BillerIn,
+    BillerOut,
+    BillersOut,
+    BillOut,
+    BillPayIn,
+    BillPaymentOut,
+    BillsOut,
     CampaignClosedOut,
     CampaignIn,
     CampaignOut,
@@ -25,6 +33,12 @@ from formicary.api.payments_wire import (
     CardTransferIn,
     CardTransferOut,
     CodePaymentIn,
+    FamilyGrantIn,
+    FamilyGrantOut,
+    FamilyGrantsOut,
+    FamilyPayIn,
+    FamilyRevokeIn,
+    FamilyStatementOut,
     MerchantIn,
     MerchantOut,
     MerchantQrOut,
@@ -48,27 +62,40 @@ from formicary.client._common import IDEMPOTENCY_HEADER, JSON_HEADERS
 
 __all__ = [
     "PaymentsCall",
+    "bill",
+    "bill_payment",
+    "biller",
+    "billers",
     "bind_card",
     "campaign",
     "cards",
     "close_campaign",
     "create_campaign",
     "create_order",
+    "family_grant",
+    "family_grants",
+    "family_statement",
+    "grant_family",
     "headers",
     "issue_code",
+    "lookup_bills",
     "merchant",
     "merchant_qr",
     "merchant_wallet",
     "order",
     "pay",
+    "pay_bill",
+    "pay_family",
     "pay_qr",
     "pay_with_code",
     "payment",
     "quote",
     "refund",
     "refunds",
+    "register_biller",
     "register_merchant",
     "register_user",
+    "revoke_family",
     "settle",
     "settlement",
     "top_up",
@@ -106,6 +133,14 @@ _REFUNDS = msgspec.json.Decoder(RefundsOut)
 _REPORT = msgspec.json.Decoder(SettlementReportOut)
 _QR = msgspec.json.Decoder(MerchantQrOut)
 _CODE = msgspec.json.Decoder(PaymentCodeOut)
+_BILLER = msgspec.json.Decoder(BillerOut)
+_BILLERS = msgspec.json.Decoder(BillersOut)
+_BILL = msgspec.json.Decoder(BillOut)
+_BILLS = msgspec.json.Decoder(BillsOut)
+_BILL_PAYMENT = msgspec.json.Decoder(BillPaymentOut)
+_GRANT = msgspec.json.Decoder(FamilyGrantOut)
+_GRANTS = msgspec.json.Decoder(FamilyGrantsOut)
+_STATEMENT = msgspec.json.Decoder(FamilyStatementOut)
 
 
 def headers(call: PaymentsCall) -> dict[str, str] | None:
@@ -339,3 +374,110 @@ def pay_with_code(
         campaign_id=campaign_id,
     )
     return _post(f"/merchants/{_id(merchant_id, 'merchant_id')}/code-payments", body, _PAYMENT)
+
+
+# -- bills
+
+
+def billers(category: str | None) -> PaymentsCall:
+    return _get("/billers", _BILLERS, None if category is None else {"category": category})
+
+
+def register_biller(
+    name: str,
+    category: str,
+    settlement_bank_code: str,
+    settlement_account_number: str,
+    fee_plan: str,
+) -> PaymentsCall:
+    body = BillerIn(
+        name=name,
+        category=category,  # type: ignore[arg-type]
+        settlement_bank_code=settlement_bank_code,
+        settlement_account_number=settlement_account_number,
+        fee_plan=fee_plan,  # type: ignore[arg-type]
+    )
+    return _post("/billers", body, _BILLER)
+
+
+def biller(biller_id: int) -> PaymentsCall:
+    return _get(f"/billers/{_id(biller_id, 'biller_id')}", _BILLER)
+
+
+def lookup_bills(biller_id: int, account_number: str) -> PaymentsCall:
+    path = f"/billers/{_id(biller_id, 'biller_id')}/bills"
+    return _get(path, _BILLS, {"account_number": account_number})
+
+
+def bill(bill_id: int) -> PaymentsCall:
+    return _get(f"/bills/{_id(bill_id, 'bill_id')}", _BILL)
+
+
+def pay_bill(
+    bill_id: int,
+    user_id: int,
+    amount_fen: int | None,
+    request_id: str | None,
+    card_id: int | None,
+    grant_id: int | None,
+) -> PaymentsCall:
+    if card_id is not None and grant_id is not None:
+        raise ValueError("pay a bill by card (card_id) or by family grant (grant_id), not both")
+    funding = "card" if card_id is not None else "family" if grant_id is not None else "wallet"
+    body = BillPayIn(
+        user_id=user_id,
+        request_id=request_id or _key(),
+        amount_fen=amount_fen,
+        funding=funding,
+        card_id=card_id,
+        grant_id=grant_id,
+    )
+    return _post(f"/bills/{_id(bill_id, 'bill_id')}/payments", body, _BILL_PAYMENT)
+
+
+def bill_payment(bill_payment_id: int) -> PaymentsCall:
+    return _get(f"/bill-payments/{_id(bill_payment_id, 'bill_payment_id')}", _BILL_PAYMENT)
+
+
+# -- family accounts
+
+
+def grant_family(payer_id: int, member_id: int, monthly_limit_fen: int) -> PaymentsCall:
+    body = FamilyGrantIn(
+        payer_id=payer_id, member_id=member_id, monthly_limit_fen=monthly_limit_fen
+    )
+    return _post("/family/grants", body, _GRANT)
+
+
+def family_grants(payer_id: int | None, member_id: int | None) -> PaymentsCall:
+    if payer_id is None and member_id is None:
+        raise ValueError("name the payer (payer_id) or the member (member_id), or both")
+    params: dict[str, str] = {}
+    if payer_id is not None:
+        params["payer_id"] = str(_id(payer_id, "payer_id"))
+    if member_id is not None:
+        params["member_id"] = str(_id(member_id, "member_id"))
+    return _get("/family/grants", _GRANTS, params)
+
+
+def family_grant(grant_id: int) -> PaymentsCall:
+    return _get(f"/family/grants/{_id(grant_id, 'grant_id')}", _GRANT)
+
+
+def pay_family(
+    grant_id: int, member_id: int, order_id: int, campaign_id: int | None
+) -> PaymentsCall:
+    body = FamilyPayIn(member_id=member_id, order_id=order_id, campaign_id=campaign_id)
+    return _post(f"/family/grants/{_id(grant_id, 'grant_id')}/payments", body, _PAYMENT)
+
+
+def family_statement(grant_id: int, payer_id: int, month: str | None) -> PaymentsCall:
+    params = {"payer_id": str(_id(payer_id, "payer_id"))}
+    if month is not None:
+        params["month"] = month
+    return _get(f"/family/grants/{_id(grant_id, 'grant_id')}/statement", _STATEMENT, params)
+
+
+def revoke_family(grant_id: int, payer_id: int) -> PaymentsCall:
+    body = FamilyRevokeIn(payer_id=payer_id)
+    return _post(f"/family/grants/{_id(grant_id, 'grant_id')}/revoke", body, _GRANT)

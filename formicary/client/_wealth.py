@@ -1,7 +1,9 @@
 """The fixed-term marketplace's calls, as data both clients send: one place builds each request.
 
 A purchase or reservation without a `request_id` gets a fresh one, sent with every retry of
-that call, so a retried purchase is applied once (the marketplace answers `replayed`).
+that call, so a retried purchase is applied once (the marketplace answers `replayed`). Either
+may be paid from a wallet (`source="wallet"`) or from the user's money-market fund shares
+(`source="fund"`, within the fund's T+0 limits), and pay out to the wallet or into the fund.
 """
 
 from __future__ import annotations
@@ -18,24 +20,39 @@ from formicary.api.wealth_wire import (
     IssuerIn,
     IssuerOut,
     NotificationsOut,
+    ProductBooksOut,
     ProductIn,
     ProductOut,
+    ProductsOut,
+    ReservationCancelIn,
     TickOut,
     WealthPurchaseIn,
     WealthPurchaseOut,
+    WealthPurchasesOut,
     WealthReservationIn,
     WealthReservationOut,
+    WealthReservationsOut,
+    WhitelistIn,
 )
 
 __all__ = [
     "WealthCall",
+    "cancel_reservation",
+    "issuer",
     "list_product",
     "notifications",
     "product",
+    "product_books",
+    "products",
     "purchase",
+    "purchases",
     "register_issuer",
+    "reservation",
+    "reservations",
     "reserve",
     "tick",
+    "unwhitelist",
+    "whitelist",
 ]
 
 _BASE = "/v1/wealth"
@@ -56,6 +73,17 @@ _PURCHASE = msgspec.json.Decoder(WealthPurchaseOut)
 _RESERVATION = msgspec.json.Decoder(WealthReservationOut)
 _NOTIFICATIONS = msgspec.json.Decoder(NotificationsOut)
 _TICK = msgspec.json.Decoder(TickOut)
+_PRODUCTS = msgspec.json.Decoder(ProductsOut)
+_BOOKS = msgspec.json.Decoder(ProductBooksOut)
+_PURCHASES = msgspec.json.Decoder(WealthPurchasesOut)
+_RESERVATIONS = msgspec.json.Decoder(WealthReservationsOut)
+_SOURCES = ("wallet", "fund")
+
+
+def _kind(name: str, value: str) -> Any:
+    if value not in _SOURCES:
+        raise ValueError(f"{name} must be 'wallet' or 'fund', got {value!r}")
+    return value
 
 
 def _segment(value: str) -> str:
@@ -116,21 +144,60 @@ def product(product_id: str) -> WealthCall:
     return WealthCall("GET", f"{_BASE}/products/{_segment(product_id)}", None, None, _PRODUCT)
 
 
+def products(status: str | None) -> WealthCall:
+    params = None if status is None else {"status": status}
+    return WealthCall("GET", f"{_BASE}/products", params, None, _PRODUCTS)
+
+
+def product_books(product_id: str) -> WealthCall:
+    path = f"{_BASE}/products/{_segment(product_id)}/books"
+    return WealthCall("GET", path, None, None, _BOOKS)
+
+
+def issuer(issuer_id: str) -> WealthCall:
+    return WealthCall("GET", f"{_BASE}/issuers/{_segment(issuer_id)}", None, None, _ISSUER)
+
+
+def whitelist(issuer_id: str, note: str) -> WealthCall:
+    path = f"{_BASE}/issuers/{_segment(issuer_id)}/whitelist"
+    return WealthCall("POST", path, None, _encoder.encode(WhitelistIn(note=note)), _ISSUER)
+
+
+def unwhitelist(issuer_id: str) -> WealthCall:
+    path = f"{_BASE}/issuers/{_segment(issuer_id)}/whitelist"
+    return WealthCall("DELETE", path, None, None, _ISSUER)
+
+
 def purchase(
     product_id: str,
     user_id: str,
     wallet_account_id: int | str,
     amount: int,
     request_id: str | None,
+    source: str = "wallet",
+    fund_no: int | None = None,
+    payout: str = "wallet",
 ) -> WealthCall:
     body = WealthPurchaseIn(
         user_id=user_id,
         wallet_account_id=str(wallet_account_id),
         amount=amount,
         request_id=request_id or uuid.uuid4().hex,
+        source=_kind("source", source),
+        fund_no=fund_no,
+        payout=_kind("payout", payout),
     )
     path = f"{_BASE}/products/{_segment(product_id)}/purchases"
     return WealthCall("POST", path, None, _encoder.encode(body), _PURCHASE)
+
+
+def purchases(product_id: str | None, user_id: str | None, after_no: int, limit: int) -> WealthCall:
+    params = {"after_no": str(after_no), "limit": str(limit)}
+    if product_id is not None:
+        params["product_id"] = product_id
+    if user_id is not None:
+        params["user_id"] = user_id
+    return WealthCall("GET", f"{_BASE}/purchases", params, None, _PURCHASES)
 
 
 def reserve(
@@ -142,6 +209,9 @@ def reserve(
     min_yield_bp: int,
     valid_days: int | None,
     request_id: str | None,
+    source: str = "wallet",
+    fund_no: int | None = None,
+    payout: str = "wallet",
 ) -> WealthCall:
     body = WealthReservationIn(
         user_id=user_id,
@@ -152,8 +222,33 @@ def reserve(
         term_max_days=term_max_days,
         min_yield_bp=min_yield_bp,
         valid_days=valid_days,
+        source=_kind("source", source),
+        fund_no=fund_no,
+        payout=_kind("payout", payout),
     )
     return WealthCall("POST", f"{_BASE}/reservations", None, _encoder.encode(body), _RESERVATION)
+
+
+def reservations(user_id: str | None) -> WealthCall:
+    params = None if user_id is None else {"user_id": user_id}
+    return WealthCall("GET", f"{_BASE}/reservations", params, None, _RESERVATIONS)
+
+
+def reservation(reservation_no: int) -> WealthCall:
+    path = f"{_BASE}/reservations/{_number(reservation_no)}"
+    return WealthCall("GET", path, None, None, _RESERVATION)
+
+
+def cancel_reservation(reservation_no: int, user_id: str) -> WealthCall:
+    path = f"{_BASE}/reservations/{_number(reservation_no)}/cancel"
+    body = _encoder.encode(ReservationCancelIn(user_id=user_id))
+    return WealthCall("POST", path, None, body, _RESERVATION)
+
+
+def _number(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a reservation number (a positive integer), got {value!r}")
+    return value
 
 
 def notifications(user_id: str, after_seq: int, limit: int) -> WealthCall:

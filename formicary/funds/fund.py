@@ -39,6 +39,7 @@ from formicary.ledger import (
     AccountFlags,
     LedgerError,
     LedgerService,
+    PendingStatus,
     Transfer,
     TransferFlags,
     TransferResult,
@@ -47,6 +48,7 @@ from formicary.ledger import (
 __all__ = [
     "FundConfig",
     "FundError",
+    "InstantHold",
     "InstantLimitExceeded",
     "InsufficientFunds",
     "InsufficientShares",
@@ -60,6 +62,9 @@ __all__ = [
 
 _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_POST_OR_VOID = int(TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER)
+_VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
 _NS_PER_DAY = 86_400 * 1_000_000_000
 # Orders older than this no longer change which shares earn: the longest exchange closure is
 # ~10 days (Spring Festival), so an order's earning start or stop is at most that far ahead.
@@ -148,6 +153,22 @@ class _RecentOrder:
     shares: int
     earning_day: int  # day number
     order_day: date  # Beijing calendar day the order was placed
+    transfer_id: int = 0  # its share leg (names a held redemption when it is given back)
+
+
+class InstantHold:
+    """The T+0 limits booked for an instant redemption whose legs travel in another product's
+    linked chain (`MoneyMarketFund.hold_instant`). Call `applied()` once the ledger applied the
+    chain now; otherwise the limits are given back when the hold ends."""
+
+    __slots__ = ("_applied", "legs")
+
+    def __init__(self, legs: Sequence[Transfer]) -> None:
+        self.legs = list(legs)
+        self._applied = False
+
+    def applied(self) -> None:
+        self._applied = True
 
 
 class MoneyMarketFund:
@@ -234,11 +255,18 @@ class MoneyMarketFund:
         )
 
     def _rebuild_recent_orders(self) -> None:
-        recent = [
-            r
-            for t in self._recent_transfers(self.issuance)
-            if (r := self._recent_of(t)) is not None
-        ]
+        recent: list[_RecentOrder] = []
+        voided: set[int] = set()
+        for t in self._recent_transfers(self.issuance):
+            if t.flags & _POST_OR_VOID:
+                # Posting a held redemption changes nothing it counted; voiding gives it back.
+                if t.flags & _VOID:
+                    voided.add(t.pending_id)
+                continue
+            if (r := self._recent_of(t)) is not None:
+                recent.append(r)
+        if voided:
+            recent = [r for r in recent if r.transfer_id not in voided]
         with self._limits_lock:
             self._recent = recent
             self._instant_by_user.clear()
@@ -271,6 +299,7 @@ class MoneyMarketFund:
             shares=t.amount,
             earning_day=t.user_data_32,
             order_day=_beijing_day(t.user_data_64),
+            transfer_id=t.id,
         )
 
     # ----------------------------------------------------------------- holders
@@ -483,6 +512,7 @@ class MoneyMarketFund:
             shares=share_leg.amount,
             earning_day=share_leg.user_data_32,
             order_day=_beijing_day(share_leg.user_data_64),
+            transfer_id=share_leg.id,
         )
         with self._limits_lock:
             self._recent.append(order)
@@ -525,6 +555,181 @@ class MoneyMarketFund:
         ):
             raise InvalidOrder(f"the wallet account cannot take part in this order: {result}")
         raise FundError(f"refused by the ledger: {result} (leg {index})")
+
+    # ----------------------------------------------------------------- redemptions into products
+
+    def redemption_legs(
+        self,
+        user_id: str,
+        amount_fen: int,
+        destination_account_id: int,
+        *,
+        share_leg_id: int,
+        cash_leg_id: int,
+        pending: bool = True,
+    ) -> list[Transfer]:
+        """The two legs of an instant (T+0) redemption that pays into another product's linked
+        chain (a fixed-term purchase): holder -> ISSUANCE (shares) and CUSTODY -> destination
+        (money), without `linked` flags (the caller chains them). They carry the instant
+        redemption's code, the order time (`user_data_64`) and the day the shares stop
+        earning (`user_data_32`), as `redeem` gives them: the fund counts them as instant
+        redemptions of the order's day (on start too), and the shares earn until the next
+        trading day after the confirmation day, like any instant redemption's.
+
+        Submit them only inside `hold_instant(legs)`, which checks and books the T+0 limits.
+        A pending pair that is later voided gives its limits back through `release_voided`.
+        Raises UnknownHolder if the user holds nothing, InvalidOrder for a bad amount or id,
+        FundError if the fund's calendar does not cover today."""
+        c = self.config
+        _check_order(amount_fen, "legs", destination_account_id)
+        for leg_id in (share_leg_id, cash_leg_id):
+            if not isinstance(leg_id, int) or not 0 < leg_id < 2**128 - 1:
+                raise InvalidOrder("leg ids must be ledger transfer ids")
+        if share_leg_id == cash_leg_id:
+            raise InvalidOrder("the share and cash legs need distinct ids")
+        holder_account = self.holder_account(user_id)
+        now = self._clock_ns()
+        _, stop, _ = self._order_days(now, instant=True, subscription=False)
+        day = ids.day_number(stop)
+        flags = _PENDING if pending else 0
+        return [
+            Transfer(
+                id=share_leg_id,
+                debit_account_id=holder_account,
+                credit_account_id=self.issuance,
+                amount=amount_fen,
+                ledger=c.share_ledger,
+                code=Code.REDEMPTION_INSTANT,
+                flags=flags,
+                user_data_64=now,
+                user_data_32=day,
+            ),
+            Transfer(
+                id=cash_leg_id,
+                debit_account_id=self.custody,
+                credit_account_id=destination_account_id,
+                amount=amount_fen,
+                ledger=c.money_ledger,
+                code=Code.REDEMPTION_INSTANT,
+                flags=flags,
+                user_data_64=now,
+                user_data_32=day,
+            ),
+        ]
+
+    @contextmanager
+    def hold_instant(self, legs: Sequence[Transfer]) -> Iterator[InstantHold]:
+        """Check and book the T+0 limits of `redemption_legs` while their chain is submitted.
+
+        Inside the fund's snapshot gate (so the daily run sees the redemption wholly before or
+        after it), the per-order, per-user-day and fund-day limits are reserved, or
+        InstantLimitExceeded is raised and nothing is booked. The caller submits the chain in
+        the `with` block and calls `hold.applied()` if the ledger applied it now; the order is
+        then recorded with the fund's recent orders. Otherwise (refused, an error, or a retried
+        chain the ledger had applied before and counted then) the limits are given back."""
+        share = self._instant_share_leg(legs)
+        holder = share.debit_account_id - self.holder_base
+        day = _beijing_day(share.user_data_64)
+        hold = InstantHold(legs)
+        with self.gate.order():
+            try:
+                self._reserve_instant(holder, day, share.amount)
+            except InstantLimitExceeded:
+                # A retried chain that was applied before is answered by the ledger, not refused.
+                if not self._lookup_existing(share.id):
+                    raise
+                reserved = False
+            else:
+                reserved = True
+            try:
+                yield hold
+            finally:
+                if reserved:
+                    if hold._applied:
+                        self._remember(share, holder)
+                    else:
+                        self._release_instant(holder, day, share.amount)
+
+    def release_voided(self, leg_ids: Sequence[int]) -> int:
+        """Give back the T+0 limits of held redemptions whose pending legs were voided (a
+        fixed-term product that failed to launch), and forget them as orders: their shares are
+        the holder's again and earn as if they had never left. Legs that are not voided in the
+        ledger, or not known as held redemptions, are left alone, so this is idempotent. Call
+        it inside `gate.order()` together with the voids, so that no snapshot sees one without
+        the other. Returns how many redemptions were given back."""
+        wanted = {i for i in leg_ids if isinstance(i, int)}
+        if not wanted:
+            return 0
+        with self._limits_lock:
+            known = {r.transfer_id for r in self._recent if r.transfer_id in wanted}
+        if not known:
+            return 0
+        statuses = self.ledger.submit_query(
+            lambda e: {i: e.pending_status.get(i) for i in known}
+        ).result()
+        voided = {i for i, status in statuses.items() if status == PendingStatus.VOIDED}
+        released = 0
+        with self._limits_lock:
+            kept: list[_RecentOrder] = []
+            for r in self._recent:
+                if r.transfer_id in voided:
+                    voided.discard(r.transfer_id)  # once, should it be listed twice
+                    if r.code == Code.REDEMPTION_INSTANT:
+                        self._instant_by_user[(r.holder_index, r.order_day)] -= r.shares
+                        self._instant_by_day[r.order_day] -= r.shares
+                    released += 1
+                else:
+                    kept.append(r)
+            self._recent = kept
+        return released
+
+    def instant_usage(self, user_id: str, day: date | None = None) -> dict[str, int]:
+        """What instant (T+0) redemption room is used and left on `day` (default: today,
+        Beijing time), for the user and for the whole fund, in fen. Includes redemptions
+        held in other products' chains (fixed-term purchases) and orders in flight."""
+        c = self.config
+        day = day or _beijing_day(self._clock_ns())
+        index = self.store.holder_index(user_id) if isinstance(user_id, str) else None
+        with self._limits_lock:
+            user_used = self._instant_by_user.get((index, day), 0) if index is not None else 0
+            fund_used = self._instant_by_day.get(day, 0)
+        user_left = max(c.instant_per_user_day_fen - user_used, 0)
+        fund_left = max(c.instant_fund_day_fen - fund_used, 0)
+        return {
+            "per_order_fen": c.instant_per_order_fen,
+            "user_used_fen": user_used,
+            "user_left_fen": user_left,
+            "fund_used_fen": fund_used,
+            "fund_left_fen": fund_left,
+            # The most one instant redemption may take now.
+            "available_fen": min(c.instant_per_order_fen, user_left, fund_left),
+        }
+
+    def _instant_share_leg(self, legs: Sequence[Transfer]) -> Transfer:
+        c = self.config
+        shares = [t for t in legs if t.ledger == c.share_ledger]
+        cash = [t for t in legs if t.ledger == c.money_ledger]
+        ok = len(legs) == 2 and len(shares) == len(cash) == 1
+        if ok:
+            share, money = shares[0], cash[0]
+            holder = share.debit_account_id - self.holder_base
+            ok = (
+                0 <= holder < ids.HOLDERS_MAX
+                and share.credit_account_id == self.issuance
+                and money.debit_account_id == self.custody
+                and share.code == money.code == Code.REDEMPTION_INSTANT
+                and share.amount == money.amount
+                and share.flags & _PENDING == money.flags & _PENDING
+            )
+        if not ok:
+            raise InvalidOrder("hold_instant takes the two legs that redemption_legs built")
+        return shares[0]
+
+    def _lookup_existing(self, transfer_id: int) -> bool:
+        try:
+            return bool(self.ledger.lookup_transfers([transfer_id]))
+        except LedgerError as e:
+            raise LedgerUnavailable(f"the ledger did not answer: {e}") from e
 
     # ----------------------------------------------------------------- paying at checkout
 

@@ -426,6 +426,14 @@ class Bills:
             raise UnknownBill(f"no bill payment {bill_payment_id}")
         return found
 
+    def payment_by_request(self, user_id: int, request_id: str) -> BillPayment | None:
+        """The user's bill payment made under `request_id`, if any (a retry's first attempt)."""
+        return self._ctx.store.one(
+            BillPayment,
+            "SELECT * FROM bill_payments WHERE user_id = ? AND request_id = ?",
+            (user_id, request_id),
+        )
+
     def payments_of(self, bill_id: int) -> list[BillPayment]:
         return self._ctx.store.all(
             BillPayment, "SELECT * FROM bill_payments WHERE bill_id = ? ORDER BY id", (bill_id,)

@@ -11,6 +11,7 @@ open, first come first served. The rules are in `docs/wealth.md`.
 
 from formicary.wealth.errors import (
     BooksMismatch,
+    FundLimitExceeded,
     InsufficientFunds,
     InvalidRequest,
     IssuerRefused,
@@ -72,6 +73,7 @@ __all__ = [
     "YIELD_BP_MAX",
     "BooksMismatch",
     "CloseReport",
+    "FundLimitExceeded",
     "FundSource",
     "FundingSource",
     "InsufficientFunds",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BooksMismatch",
+    "FundLimitExceeded",
     "InsufficientFunds",
     "InvalidRequest",
     "IssuerRefused",
@@ -48,6 +49,11 @@ class SoldOut(WealthError):
 
 class InsufficientFunds(WealthError):
     """The funding source cannot pay (wallet balance, fund shares, or no fund holding)."""
+
+
+class FundLimitExceeded(InsufficientFunds):
+    """A purchase paid from the money-market fund is over one of the fund's instant (T+0)
+    redemption limits: per order, per user and day, or the fund's daily capacity."""
 
 
 class NotDue(WealthError):

@@ -7,28 +7,38 @@ with `pending` legs and later posts or voids each by its id (the ids are determi
 retried chain is applied once).
 
 - `WalletSource`: one leg, wallet -> destination (money).
-- `FundSource`: the user's money-market fund shares, two legs: holder -> ISSUANCE (share
-  ledger: the shares are redeemed) and CUSTODY -> destination (money: the fund's cash leaves
-  custody), so the fund's cash and its shares outstanding move together and the fund's books
-  (`MoneyMarketFund.reconcile`) stay equal. The legs pass the fund's snapshot gate, so that
-  the fund's daily run sees each purchase wholly before or wholly after its snapshot.
+- `FundSource`: the user's money-market fund shares, redeemed instantly (T+0) into the chain:
+  the fund builds the two legs (`MoneyMarketFund.redemption_legs`: holder -> ISSUANCE on the
+  share ledger, CUSTODY -> destination on the money ledger), so the fund's cash and its shares
+  outstanding move together and its books (`MoneyMarketFund.reconcile`) stay equal. The
+  purchase is one of the fund's instant redemptions: `hold()` books the fund's T+0 limits (per
+  order, per user and day, the fund's daily capacity) while the chain is submitted, inside the
+  fund's snapshot gate, and gives them back if the chain is refused; a purchase voided at a
+  failed launch gives them back too (`MoneyMarketFund.release_voided`, called by the close).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from formicary.ledger import ID_MAX, Transfer, TransferFlags
-from formicary.wealth.errors import InsufficientFunds, InvalidRequest
+from formicary.wealth.errors import (
+    FundLimitExceeded,
+    InsufficientFunds,
+    InvalidRequest,
+    LedgerUnavailable,
+    WealthError,
+)
 from formicary.wealth.ledger_ids import source_leg_id
 
 if TYPE_CHECKING:  # the fund is optional: the marketplace works on wallets alone
     from formicary.funds import MoneyMarketFund
 
-__all__ = ["FundSource", "FundingSource", "Payout", "WalletSource"]
+__all__ = ["FundSource", "FundingSource", "Payout", "SourceHold", "WalletSource"]
 
 _PENDING = int(TransferFlags.PENDING)
 
@@ -54,9 +64,28 @@ class FundingSource(Protocol):
         take part at all (e.g. the user holds nothing in the fund)."""
         ...
 
-    def guard(self) -> AbstractContextManager[None]:
-        """Held while the chain (and later its posts or voids) is submitted."""
+    def hold(self, legs: Sequence[Transfer]) -> AbstractContextManager[SourceHold]:
+        """Held while the chain with `legs` is submitted: books what the source must count
+        (the fund's instant-redemption limits) or raises a WealthError (e.g.
+        FundLimitExceeded). The caller calls `applied()` on what it yields when the ledger
+        applied the chain now; otherwise the booking is given back as the hold ends."""
         ...
+
+    def capacity_fen(self) -> int | None:
+        """The most one purchase from this source may take now (None: no limit but the
+        balance, which the ledger checks). Auto-reservations fill up to it."""
+        ...
+
+
+class SourceHold(Protocol):
+    def applied(self) -> None:
+        """The chain was applied now: keep what the hold booked."""
+        ...
+
+
+class _NoHold:
+    def applied(self) -> None:
+        """Nothing was booked."""
 
 
 class Payout(msgspec.Struct, frozen=True):
@@ -101,16 +130,16 @@ class WalletSource:
             )
         ]
 
-    def guard(self) -> AbstractContextManager[None]:
-        return nullcontext()
+    def hold(self, legs: Sequence[Transfer]) -> AbstractContextManager[SourceHold]:
+        return nullcontext(_NoHold())
+
+    def capacity_fen(self) -> int | None:
+        return None
 
 
 class FundSource:
-    """A user's shares in a `MoneyMarketFund` (NAV 1.00: one fen-share pays one fen).
-
-    Uses only the fund's public attributes: `custody`, `issuance`, `holder_account(user_id)`,
-    `config` (ledgers, fund number) and `gate.order()`.
-    """
+    """A user's shares in a `MoneyMarketFund` (NAV 1.00: one fen-share pays one fen), spent
+    as an instant (T+0) redemption within the fund's limits (see the module docstring)."""
 
     def __init__(self, fund: MoneyMarketFund, user_id: str) -> None:
         if not isinstance(user_id, str) or not 0 < len(user_id) <= 128:
@@ -129,39 +158,46 @@ class FundSource:
         pending: bool,
         code: int,
     ) -> list[Transfer]:
-        from formicary.funds import UnknownHolder
+        """The fund's two redemption legs (they carry the fund's instant-redemption code, not
+        `code`, so that the fund counts them against its limits, on start too)."""
+        from formicary.funds import FundError, UnknownHolder
 
         fund = self.fund
-        config = fund.config
+        source = f"fund{fund.config.fund_no}"
         try:
-            holder = fund.holder_account(self.user_id)
+            return fund.redemption_legs(
+                self.user_id,
+                amount_fen,
+                destination_account_id,
+                share_leg_id=source_leg_id(source, self.user_id, request_key, 0),
+                cash_leg_id=source_leg_id(source, self.user_id, request_key, 1),
+                pending=pending,
+            )
         except UnknownHolder as error:
             raise InsufficientFunds(str(error)) from error
-        source = f"fund{config.fund_no}"
-        flags = _PENDING if pending else 0
-        return [
-            Transfer(
-                id=source_leg_id(source, self.user_id, request_key, 0),
-                debit_account_id=holder,
-                credit_account_id=fund.issuance,
-                amount=amount_fen,
-                ledger=config.share_ledger,
-                code=code,
-                flags=flags,
-            ),
-            Transfer(
-                id=source_leg_id(source, self.user_id, request_key, 1),
-                debit_account_id=fund.custody,
-                credit_account_id=destination_account_id,
-                amount=amount_fen,
-                ledger=config.money_ledger,
-                code=code,
-                flags=flags,
-            ),
-        ]
+        except FundError as error:
+            raise InvalidRequest(str(error)) from error
 
-    def guard(self) -> AbstractContextManager[None]:
-        return self.fund.gate.order()
+    @contextmanager
+    def hold(self, legs: Sequence[Transfer]) -> Iterator[SourceHold]:
+        from formicary.funds import FundError, InstantLimitExceeded
+        from formicary.funds import LedgerUnavailable as FundLedgerUnavailable
+
+        with ExitStack() as stack:
+            try:
+                hold = stack.enter_context(self.fund.hold_instant(legs))
+            except InstantLimitExceeded as error:
+                raise FundLimitExceeded(
+                    f"fund {self.fund.config.fund_no} refuses the instant redemption: {error}"
+                ) from error
+            except FundLedgerUnavailable as error:
+                raise LedgerUnavailable(str(error)) from error
+            except FundError as error:
+                raise WealthError(str(error)) from error
+            yield hold
+
+    def capacity_fen(self) -> int | None:
+        return self.fund.instant_usage(self.user_id)["available_fen"]
 
 
 def _check_account(account_id: object, what: str) -> None:

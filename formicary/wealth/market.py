@@ -463,13 +463,23 @@ class Marketplace:
                 f"{product_id} has reached its cap of"
                 f" {self.config.purchases_per_product_max} purchases"
             )
+        called = False
         try:
-            with source.guard():
+            # The source books what it must count (the fund's T+0 limits) around the call,
+            # and gives it back unless the chain was applied now.
+            with source.hold(legs) as hold:
+                called = True
                 results = self.ledger.create_transfers(chain)
+                if all(r == _OK for r in results):
+                    hold.applied()
         except LedgerError as error:
             # The ledger applied nothing: forget the row so the request id can be retried.
             self.store.delete_submitted(number)
             raise LedgerUnavailable(f"the ledger did not take the purchase: {error}") from error
+        except BaseException:
+            if not called:  # refused before the ledger call (a fund limit): nothing applied
+                self.store.delete_submitted(number)
+            raise  # else the row stays `submitted`: the close or start() resolves it
         verdict = chain_verdict(results)
         if verdict is None:
             self.store.mark_reserved(number, notices, self._clock_ns())
@@ -694,6 +704,14 @@ class Marketplace:
         if self.fund is not None and any(p.source_kind == "fund" for p in purchases):
             return self.fund.gate.order()
         return nullcontext()
+
+    def release_fund_holds(self, purchases: Sequence[Purchase]) -> int:
+        """After their legs were voided: give back the fund's T+0 limits that fund-funded
+        purchases held (idempotent; the fund checks each leg is voided in the ledger)."""
+        if self.fund is None:
+            return 0
+        legs = [leg for p in purchases if p.source_kind == "fund" for leg in p.source_legs]
+        return self.fund.release_voided(legs) if legs else 0
 
     def submit_run_transfers(
         self, transfers: Sequence[Transfer], what: str, tolerated: Sequence[str] = ()

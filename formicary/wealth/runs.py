@@ -115,12 +115,32 @@ def _fill(market: Marketplace, product: Product, reservation: Reservation) -> tu
             return 0, "nothing open"
         if remaining == 0:
             return 0, "sold out"
+        try:
+            source = market.source_for(current.source_kind, current.source_ref)
+        except InvalidRequest as error:
+            _skip(market, product, current, min(open_fen, remaining), str(error))
+            return 0, str(error)
+        capacity = source.capacity_fen()
         fill = min(open_fen, remaining)
+        if capacity is not None and capacity < fill:
+            # The fund's T+0 limits cap what one purchase may redeem now: buy up to them
+            # (the rest stays open), unless that is below the minimum purchase.
+            if capacity < terms.min_purchase_fen and capacity != remaining:
+                _skip(
+                    market,
+                    product,
+                    current,
+                    fill,
+                    f"the funding source can pay at most {capacity} fen now"
+                    f" (the fund's instant-redemption limits), under the minimum purchase"
+                    f" {terms.min_purchase_fen}",
+                )
+                return 0, f"funding source capacity {capacity} fen"
+            fill = capacity
         if fill < terms.min_purchase_fen and fill != remaining:
             return 0, f"{open_fen} fen open is below the minimum purchase {terms.min_purchase_fen}"
         notice = fill_notice(product, current, fill, open_fen - fill)
         try:
-            source = market.source_for(current.source_kind, current.source_ref)
             market._purchase(
                 pid, current.user_id, fill, source, request_id, current.payout, no, [notice]
             )
@@ -129,19 +149,28 @@ def _fill(market: Marketplace, product: Product, reservation: Reservation) -> tu
         except NotOnSale as error:
             return 0, str(error)
         except (InsufficientFunds, InvalidRequest) as error:
-            skip = NewNotice(
-                f"skip:{no}:{pid}",
-                current.user_id,
-                "reservation_skipped",
-                pid,
-                no,
-                fill,
-                f"reservation {no} could not buy {terms.name} ({pid}): {error}; it stays open",
-            )
-            market.store.notify([skip], market.clock_ns())
+            _skip(market, product, current, fill, str(error))
             return 0, str(error)
         return fill, ""
     return 0, "other buyers kept taking the remaining size"
+
+
+def _skip(
+    market: Marketplace, product: Product, reservation: Reservation, fill: int, why: str
+) -> None:
+    """Tell the user the reservation could not buy this product (it stays open)."""
+    pid = product.product_id
+    no = reservation.reservation_no
+    skip = NewNotice(
+        f"skip:{no}:{pid}",
+        reservation.user_id,
+        "reservation_skipped",
+        pid,
+        no,
+        fill,
+        f"reservation {no} could not buy {product.terms.name} ({pid}): {why}; it stays open",
+    )
+    market.store.notify([skip], market.clock_ns())
 
 
 def fill_notice(product: Product, r: Reservation, fill_fen: int, rest_fen: int) -> NewNotice:
@@ -263,7 +292,11 @@ def _settle(market: Marketplace, product: Product, launch: bool, progress: Progr
         chains = [_settle_chain(p, launch) for p in page]
         with market.fund_guard(page):
             results = _submit_chains(market, chains, "close")
-        _check_chains(page, chains, results)
+            _check_chains(page, chains, results)
+            if not launch:
+                # Voided fund redemptions give the fund's T+0 limits back, under the same
+                # gate as the voids (the fund's snapshot sees both or neither).
+                market.release_fund_holds(page)
         notices = [_settle_notice(product, p, launch) for p in page]
         new = PurchaseStatus.POSTED if launch else PurchaseStatus.VOIDED
         settled += store.advance_purchases(

@@ -15,6 +15,7 @@ EXPECTED = {
     "YIELD_BP_MAX",
     "BooksMismatch",
     "CloseReport",
+    "FundLimitExceeded",
     "FundSource",
     "FundingSource",
     "InsufficientFunds",

@@ -69,8 +69,9 @@ def test_a_product_under_its_minimum_raise_fails_and_every_wallet_is_whole(
         w.fund.subscribe("carol", w.wallet(2), 30_000_000, "s1")
         m.list_product(terms(min_raise_fen=60_000_000))
         m.purchase("p1", "alice", 20_000_000, WalletSource(w.wallet(0)), "r1")
+        # 50,000 yuan: the fund's instant (T+0) limit for one redemption.
         m.purchase(
-            "p1", "carol", 25_000_000, FundSource(w.fund, "carol"), "r1", payout=Payout(w.wallet(2))
+            "p1", "carol", 5_000_000, FundSource(w.fund, "carol"), "r1", payout=Payout(w.wallet(2))
         )
         # Fund shares are reserved like wallet money: pending, still the holder's.
         assert w.fund.shares("carol") == 30_000_000
@@ -78,7 +79,7 @@ def test_a_product_under_its_minimum_raise_fails_and_every_wallet_is_whole(
         report = m.close_sale("p1")
         assert (report.launched, report.raised_fen, report.min_raise_fen) == (
             False,
-            45_000_000,
+            25_000_000,
             60_000_000,
         )
         assert w.wallet_balance(0) == w.available(w.wallet(0)) == 100_000_000
@@ -99,16 +100,16 @@ def test_a_fund_funded_purchase_moves_cash_and_shares_together(tmp_path: Path) -
     with world(tmp_path, with_fund=True) as w:
         m = w.market
         assert w.fund is not None
-        w.fund.subscribe("carol", w.wallet(2), 80_000_000, "s1")
-        m.list_product(terms())
+        w.fund.subscribe("carol", w.wallet(2), 8_000_000, "s1")
+        m.list_product(terms(min_raise_fen=1_000_000))
         m.purchase(
-            "p1", "carol", 70_000_000, FundSource(w.fund, "carol"), "r1", payout=Payout(w.wallet(2))
+            "p1", "carol", 5_000_000, FundSource(w.fund, "carol"), "r1", payout=Payout(w.wallet(2))
         )
-        with pytest.raises(InsufficientFunds):  # 10,000,000 shares left unreserved
+        with pytest.raises(InsufficientFunds):  # 3,000,000 shares left unreserved
             m.purchase(
                 "p1",
                 "carol",
-                20_000_000,
+                4_000_000,
                 FundSource(w.fund, "carol"),
                 "r2",
                 payout=Payout(w.wallet(2)),
@@ -119,10 +120,10 @@ def test_a_fund_funded_purchase_moves_cash_and_shares_together(tmp_path: Path) -
             )
         w.clock.set(CLOSE)
         assert m.close_sale("p1").launched
-        assert w.fund.shares("carol") == 10_000_000
+        assert w.fund.shares("carol") == 3_000_000
         assert w.fund.reconcile() == {
-            "custody_cash_fen": 10_000_000,
-            "shares_outstanding": 10_000_000,
+            "custody_cash_fen": 3_000_000,
+            "shares_outstanding": 3_000_000,
             "rounding_shares": 0,
             "difference_fen": 0,
         }

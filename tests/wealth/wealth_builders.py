@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from formicary.funds import BEIJING, FundStore, MoneyMarketFund
+from formicary.funds import BEIJING, FundConfig, FundStore, MoneyMarketFund
 from formicary.ledger import Account, AccountFlags, LedgerService, Transfer, open_store
 from formicary.wealth import (
     Issuer,
@@ -119,6 +119,7 @@ def open_world(
     wallets: int = 4,
     wallet_fen: int = 100_000_000,
     with_fund: bool = False,
+    fund_config: FundConfig | None = None,
     config: MarketConfig | None = None,
     issuers: tuple[Issuer, ...] = (BIG_BANK, AMC, INSURER),
 ) -> MarketWorld:
@@ -146,7 +147,7 @@ def open_world(
         assert set(ledger.create_transfers(funding)) <= {"ok", "exists"}
     fund = None
     if with_fund:
-        fund = MoneyMarketFund(ledger, FundStore(path / "fund.db"), clock_ns=clock)
+        fund = MoneyMarketFund(ledger, FundStore(path / "fund.db"), fund_config, clock_ns=clock)
         fund.start()
     market = Marketplace(ledger, WealthStore(path / "wealth.db"), config, fund=fund, clock_ns=clock)
     market.start()
