@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) and install the pinned dependencies from requirements.lock and
-# Formicary itself. Re-running is cheap: it reinstalls only when the lock file changed.
+# Formicary itself (compiling its C extensions). Re-running is cheap: it reinstalls only when
+# the lock file, the packaging or the C sources changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python_bin" -m venv .venv
 fi
 stamp=.venv/.formicary-lock.sha256
-wanted="$(sha256sum requirements.lock pyproject.toml setup.py formicary/ledger/_fastpath.c | sha256sum | cut -d' ' -f1)"
+wanted="$(sha256sum requirements.lock pyproject.toml setup.py formicary/ledger/_fastpath.c formicary/ledger/_sqlitewriter.c | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .

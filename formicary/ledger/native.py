@@ -1,20 +1,33 @@
-"""The compiled hot loops of the ledger (`_fastpath.c`), when they are built.
+"""The compiled parts of the ledger, when they are built.
 
-`pip install` compiles the extension (gcc and the Python headers are all it needs). Where it is
-missing, or with FORMICARY_PURE_PYTHON=1 in the environment, the engine and the SQLite store run
-their Python loops instead: the same results, about three times slower per transfer. The Python
-code is the reference; tests/ledger/test_engine_fast_path.py holds the two to the same results.
+- `_fastpath.c`: the engine's fast path and the SQLite store's row building.
+- `_sqlitewriter.c`: the SQLite store's commit connection, whose batches run without the GIL
+  (so that a commit overlaps the engine's next batch on the other core).
+
+`pip install` compiles them (gcc, the Python headers and, for the writer, sqlite3.h). Where one
+is missing, or with FORMICARY_PURE_PYTHON=1 in the environment, the ledger uses its Python code
+instead: the same results and the same files, slower. The Python code is the reference; the
+tests hold the compiled parts to the same results (tests/ledger/test_engine_fast_path.py,
+test_native_rows.py, test_native_writer.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from formicary.ledger.types import ID_MAX, Account, Transfer
 
-__all__ = ["FastRun", "TransferRows", "fast_run", "native_available", "transfer_rows"]
+__all__ = [
+    "FastRun",
+    "TransferRows",
+    "fast_run",
+    "native_available",
+    "sqlite_writer",
+    "transfer_rows",
+]
 
 FastRun = Callable[
     [
@@ -32,20 +45,29 @@ TransferRows = Callable[[Sequence[Transfer]], list[tuple[Any, ...]]]
 
 fast_run: FastRun | None = None
 transfer_rows: TransferRows | None = None
+# The class of the GIL-free SQLite commit connection: Writer(path) with execute(sql, params=()),
+# executemany(sql, rows), in_transaction and close(), like the subset of sqlite3.Connection
+# that SQLiteStore.commit uses.
+sqlite_writer: Any = None
 
 
 def native_available() -> bool:
-    """Whether the compiled extension was built and imports."""
+    """Whether both compiled extensions were built and import."""
     try:
-        from formicary.ledger import _fastpath  # noqa: F401
+        from formicary.ledger import _fastpath, _sqlitewriter  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-if os.environ.get("FORMICARY_PURE_PYTHON", "") not in ("1", "true", "yes") and native_available():
-    from formicary.ledger import _fastpath
-
-    _fastpath.configure(Account, Transfer, ID_MAX)
-    fast_run = _fastpath.fast_run
-    transfer_rows = _fastpath.transfer_rows
+if os.environ.get("FORMICARY_PURE_PYTHON", "") not in ("1", "true", "yes"):
+    try:
+        from formicary.ledger import _fastpath
+    except ImportError:
+        pass
+    else:
+        _fastpath.configure(Account, Transfer, ID_MAX)
+        fast_run = _fastpath.fast_run
+        transfer_rows = _fastpath.transfer_rows
+    with contextlib.suppress(ImportError):
+        from formicary.ledger._sqlitewriter import Writer as sqlite_writer

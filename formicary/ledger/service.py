@@ -1,9 +1,15 @@
 """LedgerService: one writer per store, a bounded request queue, and group commit.
 
 Many callers submit small requests; the single writer thread coalesces consecutive requests of
-the same kind into one engine batch (up to BATCH_EVENTS_MAX events), commits the batch's records
-in one transaction (one fsync), and only then answers every caller of that batch. Reads of
-balances run on the writer thread between batches, so they see exactly the committed state.
+the same kind into one engine batch (up to BATCH_EVENTS_MAX events), and hands the batch's
+records to the committer thread, which commits them in one transaction (one fsync) and only
+then answers every caller of that batch. While batch N commits, the writer already applies
+batch N+1 to the engine (a pipeline of depth COMMITS_IN_FLIGHT): with the store's commit running
+outside the GIL (native.py) the two overlap on two cores. Batches commit in the order the engine
+applied them; if a commit fails, that batch and every later one already applied are answered
+"unavailable, nothing applied", none of them is committed, and the engine is rebuilt from the
+store before the next batch. Reads of balances run on the writer between batches once every
+applied batch is committed, so they see exactly the committed state.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ QUEUE_EVENTS_MAX = BATCH_EVENTS_MAX * 8
 # that jumps (NTP, tests) cannot leave a reservation unreleased for long.
 EXPIRY_POLL_S_MAX = 1.0
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Batches applied by the engine but not yet committed: one committing, one waiting. More would
+# add latency and memory, not throughput (one store, one fsync at a time).
+COMMITS_IN_FLIGHT = 2
 
 
 class LedgerError(Exception):
@@ -103,6 +112,23 @@ class Metrics:
         self.commit_buckets[-1] += 1
 
 
+class _Commit:
+    """A batch the engine applied: its records, and how to answer its callers once durable."""
+
+    __slots__ = ("answer", "outcome", "requests")
+
+    def __init__(
+        self, outcome: BatchOutcome, requests: list[_Request], answer: Callable[[], None]
+    ) -> None:
+        self.outcome = outcome
+        self.requests = requests
+        self.answer = answer
+
+
+# Tells the committer to stop (after every batch queued before it).
+_STOP = _Commit(BatchOutcome(results=[]), [], lambda: None)
+
+
 class LedgerService:
     """The only writer of one ledger store. Thread-safe; use `start()` before submitting."""
 
@@ -127,6 +153,13 @@ class LedgerService:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # The commit pipeline (writer -> committer), guarded by _commit_cond.
+        self._commits: deque[_Commit] = deque()
+        self._committing = False
+        self._commit_cond = threading.Condition()
+        self._committer: threading.Thread | None = None
+        # Set when a commit failed: the committer fails (never commits) the batches applied
+        # after it, until the writer has rebuilt the engine from the store.
         self._engine_stale = False
         self.ready = False
 
@@ -137,6 +170,10 @@ class LedgerService:
         assert self._thread is None, "start() once"
         self.store.migrate()
         self._recover()
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="ledger-committer", daemon=True
+        )
+        self._committer.start()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
         self.ready = True
@@ -148,6 +185,12 @@ class LedgerService:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
+        # The writer has stopped: the committer finishes what it was given, then stops.
+        with self._commit_cond:
+            self._commits.append(_STOP)
+            self._commit_cond.notify_all()
+        if self._committer is not None:
+            self._committer.join()
         self.ready = False
         self.store.close()
 
@@ -299,15 +342,18 @@ class LedgerService:
 
     def _process(self, requests: list[_Request]) -> None:
         if self._engine_stale:
-            # A commit failed after the engine applied its batch: rebuild from the store.
+            # A commit failed after the engine applied its batch (and maybe later ones): once
+            # the committer has failed them all, rebuild the engine from the store.
+            self._drain_commits()
             self._recover()
         if not requests:
             outcome = self.engine.expire()
             if outcome.expirations:
-                self._commit(outcome, [])
+                self._hand_over(outcome, [], lambda: None)
             return
         kind = requests[0].kind
         if kind == "query":
+            self._drain_commits()  # a query sees committed state only
             for request in requests:
                 assert request.query is not None
                 try:
@@ -329,27 +375,74 @@ class LedgerService:
         if kind == "bulk":
             (request,) = requests
             outcome = self.engine.create_bulk(request.events[0])
-            if self._commit(outcome, requests):
+
+            def answer_bulk() -> None:
                 self.metrics.batches += 1
-                self.metrics.events[kind] += 1
+                self.metrics.events["bulk"] += 1
                 self.metrics.results_failed += outcome.results[0] != "ok"
                 request.future.set_result((outcome.results[0], outcome.failed_leg))
+
+            self._hand_over(outcome, requests, answer_bulk)
             return
         if kind == "accounts":
             outcome = self.engine.create_accounts(batch)
         else:
             outcome = self.engine.create_transfers(batch, ends)
-        if not self._commit(outcome, requests):
-            return
-        self.metrics.batches += 1
-        self.metrics.events[kind] += len(batch)
-        results = outcome.results
-        self.metrics.results_failed += len(batch) - results.count("ok")
-        start = 0
-        for request in requests:
-            stop = start + len(request.events)
-            request.future.set_result(results[start:stop])
-            start = stop
+
+        def answer() -> None:
+            self.metrics.batches += 1
+            self.metrics.events[kind] += len(batch)
+            results = outcome.results
+            self.metrics.results_failed += len(batch) - results.count("ok")
+            start = 0
+            for request in requests:
+                stop = start + len(request.events)
+                request.future.set_result(results[start:stop])
+                start = stop
+
+        self._hand_over(outcome, requests, answer)
+
+    # ----------------------------------------------------------------- the committer
+
+    def _hand_over(
+        self, outcome: BatchOutcome, requests: list[_Request], answer: Callable[[], None]
+    ) -> None:
+        """Queue an applied batch for the committer; wait while the pipeline is full."""
+        with self._commit_cond:
+            while len(self._commits) + self._committing >= COMMITS_IN_FLIGHT:
+                self._commit_cond.wait()
+            self._commits.append(_Commit(outcome, requests, answer))
+            self._commit_cond.notify_all()
+
+    def _drain_commits(self) -> None:
+        """Wait until every batch handed over is committed (or failed)."""
+        with self._commit_cond:
+            while self._commits or self._committing:
+                self._commit_cond.wait()
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self._commit_cond:
+                while not self._commits:
+                    self._commit_cond.wait()
+                job = self._commits.popleft()
+                if job is _STOP:
+                    return
+                self._committing = True
+                stale = self._engine_stale
+            try:
+                if stale:
+                    # An earlier batch failed to commit, and this one was applied on top of it.
+                    _fail(job.requests, "an earlier batch failed to commit")
+                elif self._commit(job.outcome, job.requests):
+                    job.answer()
+            except BaseException as error:  # never leave a caller waiting, keep committing
+                log.exception("ledger committer failed a batch")
+                _fail(job.requests, f"{error}")
+            finally:
+                with self._commit_cond:
+                    self._committing = False
+                    self._commit_cond.notify_all()
 
     def _commit(self, outcome: BatchOutcome, requests: list[_Request]) -> bool:
         """Make the outcome durable; on failure answer the requests and mark the engine stale
@@ -358,13 +451,19 @@ class LedgerService:
         try:
             self.store.commit(outcome)
         except Exception as error:
-            self._engine_stale = True
+            with self._commit_cond:
+                self._engine_stale = True
             self.metrics.commit_failures += 1
             log.exception("commit failed; rebuilding the engine from the store")
-            for request in requests:
-                request.future.set_exception(
-                    ServiceUnavailable(f"the store failed, nothing was applied: {error}")
-                )
+            _fail(requests, f"the store failed: {error}")
             return False
         self.metrics.observe_commit(time.perf_counter() - started)
         return True
+
+
+def _fail(requests: list[_Request], why: str) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(
+                ServiceUnavailable(f"ledger write failed ({why}); nothing was applied")
+            )

@@ -42,6 +42,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Protocol
 
 from formicary.ledger import native
 from formicary.ledger._storekit import (
@@ -210,6 +211,35 @@ def _path_from_url(url: str) -> str:
     return path
 
 
+class _Transactions(Protocol):
+    def transaction(self, batches: list[tuple[str, list[tuple]]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _PythonTransactions:
+    """native.sqlite_writer's `transaction` on a sqlite3 connection (where it is not built)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def transaction(self, batches: list[tuple[str, list[tuple]]]) -> None:
+        """BEGIN IMMEDIATE, each (sql, rows) batch in order, COMMIT; rolled back on error."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in batches:
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class SQLiteStore:
     """The ledger log in a SQLite WAL file (see the module docstring for the design)."""
 
@@ -232,6 +262,12 @@ class SQLiteStore:
                 raise StoreError(f"{self.path}: cannot use WAL mode (got {mode})")
             # FULL: the WAL is fsynced at every commit, so a returned commit survives power loss.
             self._writer.execute("PRAGMA synchronous=FULL")
+            # Commits go through the GIL-free connection where it is built (native.py): the
+            # same SQL on the same file, so the commit overlaps the engine's next batch.
+            self._committer: _Transactions = _PythonTransactions(self._writer)
+            if native.sqlite_writer is not None:
+                self._committer = native.sqlite_writer(self.path)
+                self._committer.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {self.path}: {e}") from e
         self._index_conn: sqlite3.Connection | None = None
@@ -395,37 +431,37 @@ class SQLiteStore:
         bulks = outcome.bulks
         if not (accounts or transfers or expirations or history or bulks):
             return  # nothing durable to add: skip the fsync
-        w = self._writer
-        try:
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                if accounts:
-                    w.executemany(
-                        _INSERT_ACCOUNTS,
-                        [
-                            (
-                                a.timestamp,
-                                _u128(a.id),
-                                a.ledger,
-                                a.code,
-                                a.flags,
-                                _u128(a.user_data_128),
-                                _u128(a.user_data_64),
-                                a.user_data_32,
-                            )
-                            for a in accounts
-                        ],
-                    )
-                if transfers:
-                    w.executemany(_INSERT_TRANSFERS, _transfer_rows(transfers))
-                if expirations:
-                    w.executemany(
-                        _INSERT_EXPIRATIONS,
-                        [(e.timestamp, _u128(e.pending_id)) for e in expirations],
-                    )
-                for b in bulks:
-                    w.execute(
-                        _INSERT_BULK,
+        batches: list[tuple[str, list[tuple]]] = []
+        if accounts:
+            batches.append(
+                (
+                    _INSERT_ACCOUNTS,
+                    [
+                        (
+                            a.timestamp,
+                            _u128(a.id),
+                            a.ledger,
+                            a.code,
+                            a.flags,
+                            _u128(a.user_data_128),
+                            _u128(a.user_data_64),
+                            a.user_data_32,
+                        )
+                        for a in accounts
+                    ],
+                )
+            )
+        if transfers:
+            batches.append((_INSERT_TRANSFERS, _transfer_rows(transfers)))
+        if expirations:
+            batches.append(
+                (_INSERT_EXPIRATIONS, [(e.timestamp, _u128(e.pending_id)) for e in expirations])
+            )
+        if bulks:
+            batches.append(
+                (
+                    _INSERT_BULK,
+                    [
                         (
                             _u128(b.id),
                             _u128(b.account_id),
@@ -439,29 +475,31 @@ class SQLiteStore:
                             b.leg_accounts,
                             b.leg_amounts,
                             b.legs,
-                        ),
-                    )
-                if history:
-                    w.executemany(
-                        _INSERT_BALANCES,
-                        [
-                            (
-                                _u128(account_id),
-                                b.timestamp,
-                                b.debits_pending,
-                                b.debits_posted,
-                                b.credits_pending,
-                                b.credits_posted,
-                            )
-                            for account_id, b in history
-                        ],
-                    )
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, OverflowError) as e:
+                        )
+                        for b in bulks
+                    ],
+                )
+            )
+        if history:
+            batches.append(
+                (
+                    _INSERT_BALANCES,
+                    [
+                        (
+                            _u128(account_id),
+                            b.timestamp,
+                            b.debits_pending,
+                            b.debits_posted,
+                            b.credits_pending,
+                            b.credits_posted,
+                        )
+                        for account_id, b in history
+                    ],
+                )
+            )
+        try:
+            self._committer.transaction(batches)
+        except (sqlite3.Error, OverflowError, TypeError, ValueError) as e:
             raise StoreError(f"{self.path}: commit failed, nothing was written: {e}") from e
         self._indexer.committed(len(transfers))
 
@@ -587,7 +625,7 @@ class SQLiteStore:
         self._indexer.stop()
         with self._readers_lock:
             readers, self._readers = self._readers, []
-        for conn in [*readers, self._index_conn, self._writer]:
+        for conn in [*readers, self._index_conn, self._writer, self._committer]:
             if conn is not None:
                 conn.close()
         self._index_conn = None

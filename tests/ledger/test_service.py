@@ -50,8 +50,10 @@ class SlowStore:
         self.gate.set()
         self.commits = 0
         self.fail_next = False
+        self.waiting = threading.Event()  # a commit has started (and waits on the gate)
 
     def commit(self, outcome: BatchOutcome) -> None:
+        self.waiting.set()
         self.gate.wait(timeout=30)
         if self.fail_next:
             self.fail_next = False
@@ -143,6 +145,37 @@ def test_failed_commit_answers_unavailable_and_rebuilds_from_store(
         (wallet,) = service.lookup_accounts([2])
         assert wallet.credits_posted == 150
         assert service.metrics.commit_failures == 1
+
+
+def test_a_failed_commit_fails_the_batches_applied_after_it(slow_store: SlowStore) -> None:
+    """While batch A commits, the engine already applies batch B (the pipeline); B spends money
+    that only A brought. If A's commit fails, B must be failed too, never committed."""
+    with LedgerService(slow_store) as service:  # type: ignore[arg-type]
+        _accounts(service, 3)
+        assert service.create_transfers([_transfer(1, 1, 2, 100)]) == ["ok"]
+        slow_store.gate.clear()
+        slow_store.waiting.clear()
+        a = service.submit_transfers([_transfer(2, 1, 2, 50)])
+        assert slow_store.waiting.wait(timeout=30)  # A is being committed
+        b = service.submit_transfers([_transfer(3, 2, 3, 140)])  # needs A's 50
+        deadline = time.monotonic() + 30
+        while service.queued_events and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the writer has taken B (and applied it)
+        slow_store.fail_next = True
+        slow_store.gate.set()
+        with pytest.raises(ServiceUnavailable, match="nothing was applied"):
+            a.result(timeout=30)
+        with pytest.raises(ServiceUnavailable, match="nothing was applied"):
+            b.result(timeout=30)
+        wallet2, wallet3 = service.lookup_accounts([2, 3])
+        assert (wallet2.credits_posted, wallet2.debits_posted) == (100, 0)
+        assert wallet3.credits_posted == 0
+        # The engine was rebuilt from the store: had B been committed, transfer 3 would be back.
+        assert service.lookup_transfers([2, 3]) == []
+        # B alone now lacks the money; A applies again, then B.
+        assert service.create_transfers([_transfer(3, 2, 3, 140)]) == ["exceeds_credits"]
+        assert service.create_transfers([_transfer(2, 1, 2, 50)]) == ["ok"]
+        assert service.create_transfers([_transfer(3, 2, 3, 140)]) == ["ok"]
 
 
 def test_restart_recovers_every_balance(database_url: str) -> None:

@@ -1,0 +1,373 @@
+/*
+ * A SQLite connection for the ledger's commit that runs each statement batch without the GIL.
+ *
+ * Why: Python's sqlite3 module binds every row of an executemany with the GIL held and gives
+ * the GIL up and takes it back around each row's sqlite3_step. The ledger commits 8,190 rows a
+ * batch; done that way the commit cannot overlap the engine's work on the other core, and every
+ * row pays a GIL hand-over. Here all values of a batch are read from their Python objects first
+ * (with the GIL), then every row is bound and stepped in C with the GIL released, and so is the
+ * COMMIT with its fsync. The SQL, the file and its format are exactly those of SQLiteStore; only
+ * the connection that writes them differs (see formicary/ledger/native.py).
+ *
+ * Values may be int (int64), bytes, str, float or None, as with sqlite3. Errors raise the
+ * sqlite3 module's own exception classes (IntegrityError for constraint violations,
+ * OperationalError otherwise; OverflowError for an int beyond int64), so callers handle one set.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <sqlite3.h>
+
+static PyObject *IntegrityError, *OperationalError;
+
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+} Writer;
+
+typedef struct {
+    int type; /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_BLOB, SQLITE_TEXT, SQLITE_NULL */
+    sqlite3_int64 i;
+    double d;
+    const void *p;
+    Py_ssize_t len;
+} Value;
+
+static void raise_sqlite(int code, const char *message) {
+    PyObject *type = (code & 0xff) == SQLITE_CONSTRAINT ? IntegrityError : OperationalError;
+    PyErr_SetString(type, message);
+}
+
+static int check_open(Writer *self) {
+    if (self->db == NULL) {
+        PyErr_SetString(OperationalError, "cannot operate on a closed connection");
+        return -1;
+    }
+    return 0;
+}
+
+static int Writer_init(Writer *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "busy_timeout_ms", NULL};
+    const char *path;
+    int busy_ms = 10000;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|i", kwlist, &path, &busy_ms)) return -1;
+    if (self->db != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection is already open");
+        return -1;
+    }
+    sqlite3 *db = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) sqlite3_busy_timeout(db, busy_ms);
+    Py_END_ALLOW_THREADS
+    if (rc != SQLITE_OK) {
+        raise_sqlite(rc, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    self->db = db;
+    return 0;
+}
+
+static void Writer_dealloc(Writer *self) {
+    if (self->db != NULL) sqlite3_close_v2(self->db);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Writer_close(Writer *self, PyObject *unused) {
+    if (self->db != NULL) {
+        int rc = sqlite3_close_v2(self->db);
+        self->db = NULL;
+        if (rc != SQLITE_OK) {
+            raise_sqlite(rc, sqlite3_errstr(rc));
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* One Python value -> Value; the object must stay alive until the value is used. */
+static int to_value(PyObject *obj, Value *v) {
+    if (PyLong_Check(obj)) {
+        int overflow;
+        v->i = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow) {
+            PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to SQLite INTEGER");
+            return -1;
+        }
+        if (v->i == -1 && PyErr_Occurred()) return -1;
+        v->type = SQLITE_INTEGER;
+    } else if (PyBytes_Check(obj)) {
+        v->type = SQLITE_BLOB;
+        v->p = PyBytes_AS_STRING(obj);
+        v->len = PyBytes_GET_SIZE(obj);
+    } else if (obj == Py_None) {
+        v->type = SQLITE_NULL;
+    } else if (PyUnicode_Check(obj)) {
+        v->type = SQLITE_TEXT;
+        v->p = PyUnicode_AsUTF8AndSize(obj, &v->len);
+        if (v->p == NULL) return -1;
+    } else if (PyFloat_Check(obj)) {
+        v->type = SQLITE_FLOAT;
+        v->d = PyFloat_AS_DOUBLE(obj);
+    } else {
+        PyErr_Format(PyExc_TypeError, "cannot store a %.100s in SQLite", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static int bind(sqlite3_stmt *stmt, int column, const Value *v) {
+    switch (v->type) {
+    case SQLITE_INTEGER: return sqlite3_bind_int64(stmt, column, v->i);
+    case SQLITE_FLOAT: return sqlite3_bind_double(stmt, column, v->d);
+    case SQLITE_BLOB: return sqlite3_bind_blob64(stmt, column, v->p, v->len, SQLITE_STATIC);
+    case SQLITE_TEXT:
+        return sqlite3_bind_text64(stmt, column, v->p, v->len, SQLITE_STATIC, SQLITE_UTF8);
+    default: return sqlite3_bind_null(stmt, column);
+    }
+}
+
+/* One statement and every row of values for it, read from Python and ready to run. */
+typedef struct {
+    sqlite3_stmt *stmt;
+    Value *values;
+    Py_ssize_t rows;
+    int columns;
+    PyObject *keep; /* a tuple of the rows: keeps every value alive while the GIL is released */
+} Batch;
+
+static void batch_free(Batch *b) {
+    sqlite3_finalize(b->stmt);
+    PyMem_Free(b->values);
+    Py_XDECREF(b->keep);
+    memset(b, 0, sizeof *b);
+}
+
+/* With the GIL: prepare `sql` and read every value of `rows_obj`. */
+static int batch_prepare(Writer *self, Batch *b, PyObject *sql_obj, PyObject *rows_obj) {
+    memset(b, 0, sizeof *b);
+    Py_ssize_t sql_len;
+    const char *sql = PyUnicode_AsUTF8AndSize(sql_obj, &sql_len);
+    if (sql == NULL) return -1;
+    b->keep = PySequence_Tuple(rows_obj);
+    if (b->keep == NULL) return -1;
+    b->rows = PyTuple_GET_SIZE(b->keep);
+    int rc = sqlite3_prepare_v2(self->db, sql, (int)sql_len, &b->stmt, NULL);
+    if (rc != SQLITE_OK) {
+        raise_sqlite(rc, sqlite3_errmsg(self->db));
+        goto fail;
+    }
+    b->columns = sqlite3_bind_parameter_count(b->stmt);
+    size_t cells = (size_t)b->rows * (size_t)b->columns + 1;
+    if (cells > PY_SSIZE_T_MAX / sizeof(Value)) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    b->values = PyMem_Malloc(sizeof(Value) * cells);
+    if (b->values == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t r = 0; r < b->rows; r++) {
+        PyObject *row = PyTuple_GET_ITEM(b->keep, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != b->columns) {
+            PyErr_Format(PyExc_ValueError, "row %zd: expected a tuple of %d values", r,
+                         b->columns);
+            goto fail;
+        }
+        for (int c = 0; c < b->columns; c++)
+            if (to_value(PyTuple_GET_ITEM(row, c), &b->values[r * b->columns + c]) < 0)
+                goto fail;
+    }
+    return 0;
+fail:
+    batch_free(b);
+    return -1;
+}
+
+/* Without the GIL: bind and step every row; SQLITE_OK or the error (row in *failed_row). */
+static int batch_run(Batch *b, Py_ssize_t *failed_row) {
+    int rc = SQLITE_OK;
+    for (Py_ssize_t r = 0; r < b->rows && rc == SQLITE_OK; r++) {
+        for (int c = 0; c < b->columns && rc == SQLITE_OK; c++)
+            rc = bind(b->stmt, c + 1, &b->values[r * b->columns + c]);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(b->stmt);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        if (rc != SQLITE_OK) *failed_row = r;
+        sqlite3_reset(b->stmt);
+    }
+    return rc;
+}
+
+static void raise_row(Writer *self, int rc, Py_ssize_t failed_row) {
+    char message[512];
+    PyOS_snprintf(message, sizeof message, "%s (row %zd)", sqlite3_errmsg(self->db), failed_row);
+    raise_sqlite(rc, message);
+}
+
+/*
+ * executemany(sql, rows): run one statement with no result rows once per row of parameters.
+ * Every value is read first; then the rows run in C without the GIL.
+ */
+static PyObject *Writer_executemany(Writer *self, PyObject *args) {
+    PyObject *sql, *rows;
+    if (!PyArg_ParseTuple(args, "UO", &sql, &rows)) return NULL;
+    if (check_open(self) < 0) return NULL;
+    Batch b;
+    if (batch_prepare(self, &b, sql, rows) < 0) return NULL;
+    Py_ssize_t failed_row = -1;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = batch_run(&b, &failed_row);
+    Py_END_ALLOW_THREADS
+    if (rc != SQLITE_OK) raise_row(self, rc, failed_row);
+    batch_free(&b);
+    if (rc != SQLITE_OK) return NULL;
+    Py_RETURN_NONE;
+}
+
+/*
+ * transaction(batches): BEGIN IMMEDIATE, every (sql, rows) batch in order, COMMIT, all in one
+ * stretch without the GIL (so a busy GIL costs one wait per commit, not one per statement).
+ * On any error the transaction is rolled back and nothing is written.
+ */
+static PyObject *Writer_transaction(Writer *self, PyObject *batches_obj) {
+    if (check_open(self) < 0) return NULL;
+    PyObject *batches = PySequence_Tuple(batches_obj);
+    if (batches == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(batches);
+    Batch *prepared = PyMem_Calloc(n ? n : 1, sizeof(Batch));
+    Py_ssize_t ready = 0;
+    PyObject *result = NULL;
+    if (prepared == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; ready < n; ready++) {
+        PyObject *item = PyTuple_GET_ITEM(batches, ready), *sql, *rows;
+        if (!PyArg_ParseTuple(item, "UO;each batch is (sql, rows)", &sql, &rows)) goto done;
+        if (batch_prepare(self, &prepared[ready], sql, rows) < 0) goto done;
+    }
+    int rc, failed_batch = -1;
+    Py_ssize_t failed_row = -1;
+    char *error = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sqlite3_exec(self->db, "BEGIN IMMEDIATE", NULL, NULL, &error);
+    for (Py_ssize_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        rc = batch_run(&prepared[i], &failed_row);
+        if (rc != SQLITE_OK) failed_batch = (int)i;
+    }
+    if (rc == SQLITE_OK) rc = sqlite3_exec(self->db, "COMMIT", NULL, NULL, &error);
+    Py_END_ALLOW_THREADS
+    if (rc != SQLITE_OK) {
+        char message[600];
+        PyOS_snprintf(message, sizeof message, "%s (batch %d, row %zd)",
+                      error ? error : sqlite3_errmsg(self->db), failed_batch, failed_row);
+        sqlite3_free(error);
+        if (!sqlite3_get_autocommit(self->db)) {
+            Py_BEGIN_ALLOW_THREADS
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+            Py_END_ALLOW_THREADS
+        }
+        raise_sqlite(rc, message);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < ready; i++) batch_free(&prepared[i]);
+    PyMem_Free(prepared);
+    Py_DECREF(batches);
+    return result;
+}
+
+/* execute(sql, params=()): one statement with no result rows (BEGIN, COMMIT, an INSERT). */
+static PyObject *Writer_execute(Writer *self, PyObject *args) {
+    PyObject *sql, *params = NULL;
+    if (!PyArg_ParseTuple(args, "U|O", &sql, &params)) return NULL;
+    if (check_open(self) < 0) return NULL;
+    if (params != NULL && PyObject_Size(params) > 0) {
+        PyObject *rows = PyTuple_Pack(1, params);
+        if (rows == NULL) return NULL;
+        PyObject *call = PyTuple_Pack(2, sql, rows);
+        Py_DECREF(rows);
+        if (call == NULL) return NULL;
+        PyObject *result = Writer_executemany(self, call);
+        Py_DECREF(call);
+        return result;
+    }
+    const char *text = PyUnicode_AsUTF8(sql);
+    if (text == NULL) return NULL;
+    char *error = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sqlite3_exec(self->db, text, NULL, NULL, &error);
+    Py_END_ALLOW_THREADS
+    if (rc != SQLITE_OK) {
+        raise_sqlite(rc, error ? error : sqlite3_errstr(rc));
+        sqlite3_free(error);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Writer_in_transaction(Writer *self, void *closure) {
+    if (check_open(self) < 0) return NULL;
+    return PyBool_FromLong(!sqlite3_get_autocommit(self->db));
+}
+
+static PyMethodDef Writer_methods[] = {
+    {"execute", (PyCFunction)Writer_execute, METH_VARARGS,
+     "execute(sql, params=()): one statement, no result rows"},
+    {"executemany", (PyCFunction)Writer_executemany, METH_VARARGS,
+     "executemany(sql, rows): the statement once per row, in C without the GIL"},
+    {"transaction", (PyCFunction)Writer_transaction, METH_O,
+     "transaction([(sql, rows), ...]): all batches in one transaction, without the GIL"},
+    {"close", (PyCFunction)Writer_close, METH_NOARGS, "close the connection"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Writer_getset[] = {
+    {"in_transaction", (getter)Writer_in_transaction, NULL, "a transaction is open", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject WriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "formicary.ledger._sqlitewriter.Writer",
+    .tp_basicsize = sizeof(Writer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Writer(path, busy_timeout_ms=10000): a SQLite connection for batch writes",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Writer_init,
+    .tp_dealloc = (destructor)Writer_dealloc,
+    .tp_methods = Writer_methods,
+    .tp_getset = Writer_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_sqlitewriter",
+    "A SQLite connection whose batch writes run without the GIL (formicary/ledger/native.py).",
+    -1, NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__sqlitewriter(void) {
+    PyObject *sqlite3_module = PyImport_ImportModule("sqlite3");
+    if (sqlite3_module == NULL) return NULL;
+    IntegrityError = PyObject_GetAttrString(sqlite3_module, "IntegrityError");
+    OperationalError = PyObject_GetAttrString(sqlite3_module, "OperationalError");
+    Py_DECREF(sqlite3_module);
+    if (IntegrityError == NULL || OperationalError == NULL) return NULL;
+    if (PyType_Ready(&WriterType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&WriterType);
+    if (PyModule_AddObject(m, "Writer", (PyObject *)&WriterType) < 0) {
+        Py_DECREF(&WriterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

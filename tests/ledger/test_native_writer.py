@@ -1,0 +1,135 @@
+"""The GIL-free SQLite commit connection (native.sqlite_writer) against Python's sqlite3: the
+same statements leave the same rows, errors are sqlite3's own and roll everything back."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from formicary.ledger import native
+from formicary.ledger.engine import BatchOutcome
+from formicary.ledger.sqlite_store import SQLiteStore, _PythonTransactions
+from formicary.ledger.store import StoreError
+from formicary.ledger.types import ID_MAX, Account, Transfer
+
+pytestmark = pytest.mark.skipif(
+    native.sqlite_writer is None, reason="the compiled SQLite writer is not built or switched off"
+)
+
+_TABLE = "CREATE TABLE t (k INTEGER PRIMARY KEY, v ANY, s TEXT) STRICT"
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(_TABLE)
+    return conn
+
+
+def test_a_transaction_writes_every_batch_and_values_keep_their_types(tmp_path: Path) -> None:
+    _open(tmp_path / "a.db").close()
+    writer = native.sqlite_writer(str(tmp_path / "a.db"))
+    rows = [(1, 7, "x"), (2, b"\x00\xff", None), (3, 2.5, "ü"), (4, None, "")]
+    writer.transaction(
+        [("INSERT INTO t VALUES (?,?,?)", rows), ("DELETE FROM t WHERE k=?", [(4,)])]
+    )
+    assert not writer.in_transaction
+    writer.close()
+    check = sqlite3.connect(tmp_path / "a.db")
+    assert check.execute("SELECT * FROM t ORDER BY k").fetchall() == rows[:3]
+
+
+@pytest.mark.parametrize(
+    ("rows", "error"),
+    [
+        ([(1, 1, "a"), (1, 2, "b")], sqlite3.IntegrityError),  # duplicate key, second row
+        ([(1, 2**63, "a")], OverflowError),
+        ([(1, object(), "a")], TypeError),
+        ([(1, 1)], ValueError),  # wrong number of values
+    ],
+)
+def test_a_failed_transaction_writes_nothing(
+    tmp_path: Path, rows: list[tuple], error: type[Exception]
+) -> None:
+    _open(tmp_path / "a.db").close()
+    writer = native.sqlite_writer(str(tmp_path / "a.db"))
+    good = ("INSERT INTO t VALUES (?,?,?)", [(10, 1, "kept only if all succeed")])
+    with pytest.raises(error):
+        writer.transaction([good, ("INSERT INTO t VALUES (?,?,?)", rows)])
+    assert not writer.in_transaction
+    assert sqlite3.connect(tmp_path / "a.db").execute("SELECT count(*) FROM t").fetchone() == (0,)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        writer.transaction([("INSERT INTO nowhere VALUES (?)", [(1,)])])
+    writer.close()
+    with pytest.raises(sqlite3.OperationalError, match="closed"):
+        writer.transaction([good])
+
+
+def test_the_gil_is_free_while_a_transaction_runs(tmp_path: Path) -> None:
+    """Another Python thread keeps running while a large transaction is written."""
+    _open(tmp_path / "a.db").close()
+    writer = native.sqlite_writer(str(tmp_path / "a.db"))
+    rows = [(k, k, "x" * 50) for k in range(300_000)]
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    writer.transaction([("INSERT INTO t VALUES (?,?,?)", rows)])
+    done.set()
+    counter.join()
+    writer.close()
+    # With the GIL held throughout, the counter would get only its switch-interval slices.
+    assert ticks > 100_000
+
+
+def _outcome() -> BatchOutcome:
+    ids = (1, 2, 2**64 + 3)
+    accounts = [Account(id=i, ledger=1, code=1, timestamp=n) for n, i in enumerate(ids, 1)]
+    transfers = [
+        Transfer(
+            id=tid,
+            debit_account_id=1,
+            credit_account_id=2**64 + 3,
+            amount=7,
+            ledger=1,
+            code=1,
+            user_data_128=ID_MAX - 1,
+            timestamp=100 + n,
+        )
+        for n, tid in enumerate((5, 2**70, 2**63))
+    ]
+    return BatchOutcome(results=["ok"] * 3, accounts=accounts, transfers=transfers)
+
+
+def test_the_store_writes_the_same_rows_with_either_connection(tmp_path: Path) -> None:
+    dumps = []
+    for name in ("native", "python"):
+        store = SQLiteStore(f"sqlite:///{tmp_path}/{name}.db", index_in_background=False)
+        store.migrate()
+        if name == "python":
+            store._committer = _PythonTransactions(store._writer)
+        store.commit(_outcome())
+        dumps.append(list(store.load_log()))
+        dumps.append(store.load_accounts())
+        store.close()
+    assert dumps[0] == dumps[2] and dumps[1] == dumps[3]
+    assert len(dumps[0]) == 3
+
+
+def test_a_failed_commit_is_a_store_error_and_leaves_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/l.db", index_in_background=False)
+    store.migrate()
+    store.commit(_outcome())
+    with pytest.raises(StoreError, match="nothing was written"):
+        store.commit(_outcome())  # the same timestamps again: primary keys collide
+    assert len(list(store.load_log())) == 3
+    store.close()
