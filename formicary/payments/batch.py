@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
@@ -177,6 +177,8 @@ class PaymentBatches:
         self, batch_no: int, batch_key: str, items: list[BatchItem], *, replayed: bool
     ) -> BatchReport:
         results = ["ok"] * len(items)
+        # A generator: each ledger batch is submitted as soon as its chains are built, so the
+        # ledger applies and commits batch k while the chains of batch k+1 are being built.
         chains = self._chains(batch_no, items, results)
         ledger = self.payments.ctx.ledger.service
         Spans = list[tuple[int, int, list[Transfer]]]  # (item, first event offset, chain)
@@ -213,12 +215,12 @@ class PaymentBatches:
 
     def _chains(
         self, batch_no: int, items: list[BatchItem], results: list[str]
-    ) -> list[tuple[int, list[Transfer]]]:
-        """Each payable item's chain; items refused before the ledger get their code."""
+    ) -> Iterator[tuple[int, list[Transfer]]]:
+        """Each payable item's chain, in order; items refused before the ledger get their
+        code in `results` instead."""
         merchants: dict[int, Merchant | None] = {}
         campaigns: dict[int, Campaign | None] = {}
         parties = self.payments.parties
-        chains: list[tuple[int, list[Transfer]]] = []
         # transfer_id(Op.BATCH_PAYMENT, batch_no << 17 | index, leg), built per leg by OR-ing.
         assert 0 < batch_no < 2 ** (40 - _INDEX_BITS), batch_no
         base = (TRANSFER_SPACE << 56) | (int(Op.BATCH_PAYMENT) << 48) | (batch_no << 25)
@@ -287,8 +289,7 @@ class PaymentBatches:
                     )
                 )
             legs[-1].flags = 0  # the chain ends at its last leg
-            chains.append((index, legs))
-        return chains
+            yield index, legs
 
 
 def _item_result(answers: list[str], legs: list[Transfer]) -> str:
