@@ -114,3 +114,39 @@ def test_malformed_batches_are_refused_whole(
 ) -> None:
     with pytest.raises(InvalidRequest):
         batches.pay(key, items)
+
+
+@pytest.mark.parametrize("plan", sorted(FEE_PLANS))
+def test_fees_round_half_to_even_as_the_cashier_does(
+    world: World, batches: PaymentBatches, plan: str
+) -> None:
+    """Amounts whose fee is an exact half fen, and others; a platform coupon leaves the fee
+    base whole, a merchant's own coupon takes its discount off the fee base."""
+    rate = FEE_PLANS[plan].rate_bp
+    user, _ = world.user(5_000_000)
+    merchant = world.merchant(plan)
+    amounts = [1, 199, 1_000, 2_500, 3_000, 7_500, 10_001, 20_000, 123_457]
+    first = batches.pay(f"seed-{plan}", [BatchItem(user.id, merchant.id, a) for a in amounts])
+    assert first.succeeded == len(amounts)
+    expected = sum(a - bp_of(a, rate) for a in amounts)
+    assert world.posted(merchant_wallet_id(merchant.id)) == expected
+    platform = world.payments.campaigns.create(
+        "platform", CampaignKind.RED_PACKET, discount_fen=300, budget_fen=100_000
+    )
+    own = world.payments.campaigns.create(
+        "own",
+        CampaignKind.COUPON,
+        discount_fen=500,
+        budget_fen=50_000,
+        funder_merchant_id=merchant.id,
+        merchant_id=merchant.id,
+    )
+    expected -= 50_000  # the merchant funded its own campaign's budget
+    items = [BatchItem(user.id, merchant.id, a, platform.id) for a in amounts[2:]]
+    items += [BatchItem(user.id, merchant.id, a, own.id) for a in amounts[2:]]
+    report = batches.pay(f"coupons-{plan}", items)
+    assert report.succeeded == len(items), report.failed
+    expected += sum(a - bp_of(a, rate) for a in amounts[2:])  # fee on the whole amount
+    expected += sum(a - bp_of(a - 500, rate) for a in amounts[2:])  # coupon money is its own
+    assert world.posted(merchant_wallet_id(merchant.id)) == expected
+    assert world.books_balance()
