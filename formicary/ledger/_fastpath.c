@@ -1,6 +1,6 @@
 /*
- * The ledger engine's hot loops in C: the fast path of Engine.create_transfers (runs of plain
- * posted transfers and linked chains of them) and the row building of SQLiteStore.commit.
+ * The ledger engine's hot loop in C: the fast path of Engine.create_transfers (runs of plain
+ * posted transfers and linked chains of them).
  *
  * Why: with a million accounts the Python fast path spends ~2 us per transfer, most of it in
  * the interpreter (attribute loads, int boxing, branches) rather than in the unavoidable cache
@@ -324,78 +324,17 @@ static PyObject *fast_run(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(applied);
 }
 
-/* An unsigned field for SQLite: the int itself when it fits int64, else 16 bytes big-endian. */
-static PyObject *u128_value(PyObject *v) {
-    if (PyLong_CheckExact(v)) {
-        int overflow;
-        PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (overflow <= 0) return Py_NewRef(v); /* a negative value is SQLite's to refuse */
-        unsigned char bytes[16];
-#if PY_VERSION_HEX >= 0x030D0000
-        if (_PyLong_AsByteArray((PyLongObject *)v, bytes, 16, 0, 0, 1) < 0) return NULL;
-#else
-        if (_PyLong_AsByteArray((PyLongObject *)v, bytes, 16, 0, 0) < 0) return NULL;
-#endif
-        return PyBytes_FromStringAndSize((const char *)bytes, 16);
-    }
-    PyErr_Format(PyExc_TypeError, "expected an int, got %.100s", Py_TYPE(v)->tp_name);
-    return NULL;
-}
-
-/* Column order of the transfers table: timestamp first (the clustered key), then the fields. */
-static const int row_fields[T_FIELDS] = {T_TIMESTAMP, T_ID, T_DEBIT, T_CREDIT, T_AMOUNT,
-                                         T_LEDGER, T_CODE, T_FLAGS, T_PENDING_ID, T_TIMEOUT,
-                                         T_UD128, T_UD64, T_UD32};
-static const char row_unsigned[T_FIELDS] = {0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1, 0};
-
-/* transfer_rows(transfers) -> list of tuples for SQLiteStore's INSERT INTO transfers. */
-static PyObject *transfer_rows(PyObject *self, PyObject *arg) {
-    if (state.transfer_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_fastpath.configure() was not called");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(arg, "transfers must be a sequence");
-    if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    PyObject *rows = PyList_New(n);
-    if (rows == NULL) goto fail;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = items[i];
-        if (Py_TYPE(t) != state.transfer_type) {
-            PyErr_Format(PyExc_TypeError, "expected a Transfer, got %.100s", Py_TYPE(t)->tp_name);
-            goto fail;
-        }
-        PyObject *row = PyTuple_New(T_FIELDS);
-        if (row == NULL) goto fail;
-        PyList_SET_ITEM(rows, i, row);
-        for (int c = 0; c < T_FIELDS; c++) {
-            PyObject *v = TF(t, row_fields[c]);
-            PyObject *value = row_unsigned[c] ? u128_value(v) : Py_NewRef(v);
-            if (value == NULL) goto fail;
-            PyTuple_SET_ITEM(row, c, value);
-        }
-    }
-    Py_DECREF(seq);
-    return rows;
-fail:
-    Py_XDECREF(rows);
-    Py_DECREF(seq);
-    return NULL;
-}
-
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(Account, Transfer, ID_MAX): read the Structs' slot offsets."},
     {"fast_run", fast_run, METH_VARARGS,
      "fast_run(batch, start, first, accounts, transfers, stored, request_ends) -> applied"},
-    {"transfer_rows", transfer_rows, METH_O, "transfer_rows(transfers) -> list of row tuples"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fastpath",
-    "The ledger engine's hot loops in C (see formicary/ledger/native.py).", -1, methods,
+    "The ledger engine's fast path in C (see formicary/ledger/native.py).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -16,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <sqlite3.h>
+#include <structmember.h>
 
 static PyObject *IntegrityError, *OperationalError;
 
@@ -30,6 +31,7 @@ typedef struct {
     double d;
     const void *p;
     Py_ssize_t len;
+    unsigned char u128[16]; /* the BLOB of an unsigned field beyond int64 (see to_u128) */
 } Value;
 
 static void raise_sqlite(int code, const char *message) {
@@ -117,6 +119,35 @@ static int to_value(PyObject *obj, Value *v) {
     return 0;
 }
 
+/* An unsigned 128-bit field as SQLiteStore stores it: INTEGER below 2^63, else 16 bytes
+ * big-endian in the value itself. */
+static int to_u128(PyObject *obj, Value *v) {
+    if (!PyLong_CheckExact(obj)) {
+        PyErr_Format(PyExc_TypeError, "expected an int, got %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int overflow;
+    v->i = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow <= 0) {
+        /* As sqlite3 would: in int64 it is an INTEGER, below it too large. */
+        v->type = SQLITE_INTEGER;
+        if (overflow < 0) {
+            PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to SQLite INTEGER");
+            return -1;
+        }
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    if (_PyLong_AsByteArray((PyLongObject *)obj, v->u128, 16, 0, 0, 1) < 0) return -1;
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)obj, v->u128, 16, 0, 0) < 0) return -1;
+#endif
+    v->type = SQLITE_BLOB;
+    v->p = v->u128;
+    v->len = 16;
+    return 0;
+}
+
 static int bind(sqlite3_stmt *stmt, int column, const Value *v) {
     switch (v->type) {
     case SQLITE_INTEGER: return sqlite3_bind_int64(stmt, column, v->i);
@@ -144,8 +175,49 @@ static void batch_free(Batch *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* With the GIL: prepare `sql` and read every value of `rows_obj`. */
-static int batch_prepare(Writer *self, Batch *b, PyObject *sql_obj, PyObject *rows_obj) {
+/* One column read straight from an object's slot (a Struct's field), optionally unsigned. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t offset;
+    int u128;
+} Field;
+
+/* fields: a tuple of (member descriptor, is_u128) -> Field[]; all of one type. */
+static Field *read_fields(PyObject *fields, int *count) {
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) == 0) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a tuple of (member descriptor, bool)");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(fields);
+    Field *out = PyMem_Calloc(n, sizeof(Field));
+    if (out == NULL) return (Field *)PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *descr, *u128;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(fields, i), "OO", &descr, &u128)) goto fail;
+        if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+            PyErr_SetString(PyExc_TypeError, "a field must be an object slot's member descriptor");
+            goto fail;
+        }
+        out[i].type = PyDescr_TYPE(descr);
+        out[i].offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+        out[i].u128 = PyObject_IsTrue(u128);
+        if (out[i].u128 < 0 || out[i].type != out[0].type) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "fields of one type only");
+            goto fail;
+        }
+    }
+    *count = (int)n;
+    return out;
+fail:
+    PyMem_Free(out);
+    return NULL;
+}
+
+/* With the GIL: prepare `sql` and read every value of `rows_obj`: tuples, or with `fields`
+ * (not None) objects whose slots give the columns (no tuple built per row). */
+static int batch_prepare(Writer *self, Batch *b, PyObject *sql_obj, PyObject *rows_obj,
+                         PyObject *fields_obj) {
     memset(b, 0, sizeof *b);
     Py_ssize_t sql_len;
     const char *sql = PyUnicode_AsUTF8AndSize(sql_obj, &sql_len);
@@ -168,6 +240,40 @@ static int batch_prepare(Writer *self, Batch *b, PyObject *sql_obj, PyObject *ro
     if (b->values == NULL) {
         PyErr_NoMemory();
         goto fail;
+    }
+    if (fields_obj != NULL && fields_obj != Py_None) {
+        int count = 0;
+        Field *fields = read_fields(fields_obj, &count);
+        if (fields == NULL) goto fail;
+        if (count != b->columns) {
+            PyErr_Format(PyExc_ValueError, "%d fields for %d parameters", count, b->columns);
+            PyMem_Free(fields);
+            goto fail;
+        }
+        for (Py_ssize_t r = 0; r < b->rows; r++) {
+            PyObject *obj = PyTuple_GET_ITEM(b->keep, r);
+            if (Py_TYPE(obj) != fields[0].type) {
+                PyErr_Format(PyExc_TypeError, "row %zd: expected a %.100s, got %.100s", r,
+                             fields[0].type->tp_name, Py_TYPE(obj)->tp_name);
+                PyMem_Free(fields);
+                goto fail;
+            }
+            for (int c = 0; c < count; c++) {
+                PyObject *v = *(PyObject **)((char *)obj + fields[c].offset);
+                Value *cell = &b->values[r * count + c];
+                if (v == NULL) {
+                    PyErr_Format(PyExc_ValueError, "row %zd: a field is unset", r);
+                    PyMem_Free(fields);
+                    goto fail;
+                }
+                if ((fields[c].u128 ? to_u128(v, cell) : to_value(v, cell)) < 0) {
+                    PyMem_Free(fields);
+                    goto fail;
+                }
+            }
+        }
+        PyMem_Free(fields);
+        return 0;
     }
     for (Py_ssize_t r = 0; r < b->rows; r++) {
         PyObject *row = PyTuple_GET_ITEM(b->keep, r);
@@ -217,7 +323,7 @@ static PyObject *Writer_executemany(Writer *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "UO", &sql, &rows)) return NULL;
     if (check_open(self) < 0) return NULL;
     Batch b;
-    if (batch_prepare(self, &b, sql, rows) < 0) return NULL;
+    if (batch_prepare(self, &b, sql, rows, NULL) < 0) return NULL;
     Py_ssize_t failed_row = -1;
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -230,9 +336,12 @@ static PyObject *Writer_executemany(Writer *self, PyObject *args) {
 }
 
 /*
- * transaction(batches): BEGIN IMMEDIATE, every (sql, rows) batch in order, COMMIT, all in one
- * stretch without the GIL (so a busy GIL costs one wait per commit, not one per statement).
- * On any error the transaction is rolled back and nothing is written.
+ * transaction(batches): BEGIN IMMEDIATE, every batch in order, COMMIT, all in one stretch
+ * without the GIL (so a busy GIL costs one wait per commit, not one per statement). A batch is
+ * (sql, rows of values) or (sql, objects, fields): fields is a tuple of (member descriptor,
+ * is_u128) giving each parameter from the object's slot, so no tuple is built per row; an
+ * unsigned field is stored as SQLiteStore stores it (INTEGER below 2^63, else a 16-byte
+ * big-endian BLOB). On any error the transaction is rolled back and nothing is written.
  */
 static PyObject *Writer_transaction(Writer *self, PyObject *batches_obj) {
     if (check_open(self) < 0) return NULL;
@@ -247,9 +356,11 @@ static PyObject *Writer_transaction(Writer *self, PyObject *batches_obj) {
         goto done;
     }
     for (; ready < n; ready++) {
-        PyObject *item = PyTuple_GET_ITEM(batches, ready), *sql, *rows;
-        if (!PyArg_ParseTuple(item, "UO;each batch is (sql, rows)", &sql, &rows)) goto done;
-        if (batch_prepare(self, &prepared[ready], sql, rows) < 0) goto done;
+        PyObject *item = PyTuple_GET_ITEM(batches, ready), *sql, *rows, *fields = NULL;
+        if (!PyArg_ParseTuple(item, "UO|O;each batch is (sql, rows) or (sql, objects, fields)",
+                              &sql, &rows, &fields))
+            goto done;
+        if (batch_prepare(self, &prepared[ready], sql, rows, fields) < 0) goto done;
     }
     int rc, failed_batch = -1;
     Py_ssize_t failed_row = -1;

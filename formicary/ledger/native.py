@@ -1,6 +1,6 @@
 """The compiled parts of the ledger, when they are built.
 
-- `_fastpath.c`: the engine's fast path and the SQLite store's row building.
+- `_fastpath.c`: the engine's fast path.
 - `_sqlitewriter.c`: the SQLite store's commit connection, whose batches run without the GIL
   (so that a commit overlaps the engine's next batch on the other core).
 
@@ -8,7 +8,7 @@
 is missing, or with FORMICARY_PURE_PYTHON=1 in the environment, the ledger uses its Python code
 instead: the same results and the same files, slower. The Python code is the reference; the
 tests hold the compiled parts to the same results (tests/ledger/test_engine_fast_path.py,
-test_native_rows.py, test_native_writer.py).
+test_native_writer.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from formicary.ledger.types import ID_MAX, Account, Transfer
 
 __all__ = [
     "FastRun",
-    "TransferRows",
     "fast_run",
     "native_available",
     "sqlite_writer",
-    "transfer_rows",
 ]
 
 FastRun = Callable[
@@ -41,13 +39,10 @@ FastRun = Callable[
     ],
     int,
 ]
-TransferRows = Callable[[Sequence[Transfer]], list[tuple[Any, ...]]]
 
 fast_run: FastRun | None = None
-transfer_rows: TransferRows | None = None
-# The class of the GIL-free SQLite commit connection: Writer(path) with execute(sql, params=()),
-# executemany(sql, rows), in_transaction and close(), like the subset of sqlite3.Connection
-# that SQLiteStore.commit uses.
+# The class of the GIL-free SQLite commit connection: Writer(path) with transaction(batches),
+# execute(sql, params=()), executemany(sql, rows), in_transaction and close().
 sqlite_writer: Any = None
 
 
@@ -68,6 +63,5 @@ if os.environ.get("FORMICARY_PURE_PYTHON", "") not in ("1", "true", "yes"):
     else:
         _fastpath.configure(Account, Transfer, ID_MAX)
         fast_run = _fastpath.fast_run
-        transfer_rows = _fastpath.transfer_rows
     with contextlib.suppress(ImportError):
         from formicary.ledger._sqlitewriter import Writer as sqlite_writer

@@ -42,7 +42,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from formicary.ledger import native
 from formicary.ledger._storekit import (
@@ -60,6 +60,14 @@ from formicary.ledger.types import Account, AccountBalance, Transfer
 __all__ = ["SQLiteStore"]
 
 _U63 = 2**63
+_U128_FIELDS = {
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "pending_id",
+    "user_data_128",
+    "user_data_64",
+}
 _TIMESTAMP_MAX = 2**63 - 1
 _FETCH_ROWS = 8192
 # Bumped whenever the index file's layout changes: a mismatch rebuilds it from the log.
@@ -90,10 +98,14 @@ _TRANSFER_COLUMNS = (
     " user_data_128, user_data_64, user_data_32, timestamp"
 )
 _TRANSFER_COLUMNS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLUMNS.split(","))
+# Timestamp first: the clustered key, so the insert appends at the B-tree's right edge.
+_INSERT_TRANSFER_COLUMNS = (
+    "timestamp",
+    *(c.strip() for c in _TRANSFER_COLUMNS.split(",") if c.strip() != "timestamp"),
+)
 _INSERT_TRANSFERS = (
-    "INSERT INTO transfers (timestamp, id, debit_account_id, credit_account_id, amount, ledger,"
-    " code, flags, pending_id, timeout, user_data_128, user_data_64, user_data_32)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO transfers ({', '.join(_INSERT_TRANSFER_COLUMNS)})"
+    f" VALUES ({','.join('?' * len(_INSERT_TRANSFER_COLUMNS))})"
 )
 _INSERT_ACCOUNTS = (
     "INSERT INTO accounts (timestamp, id, ledger, code, flags, user_data_128, user_data_64,"
@@ -144,8 +156,15 @@ def _u128(value: int) -> int | bytes:
     return value if value < _U63 else value.to_bytes(16, "big")
 
 
+# The columns of _INSERT_TRANSFERS as (field, unsigned 128-bit?): the native writer reads them
+# straight from the Transfer Structs; `_python_transfer_rows` is the same in Python.
+_TRANSFER_FIELDS = tuple(
+    (Transfer.__dict__[name], name in _U128_FIELDS) for name in _INSERT_TRANSFER_COLUMNS
+)
+
+
 def _python_transfer_rows(transfers: list[Transfer]) -> list[tuple]:
-    """Transfers -> rows of _INSERT_TRANSFERS (native.transfer_rows does the same in C).
+    """Transfers -> rows of _INSERT_TRANSFERS (`_TRANSFER_FIELDS` in Python).
 
     Conditionals are inlined: a helper call per field costs ~60 ns, a quarter of the row's time.
     """
@@ -168,9 +187,6 @@ def _python_transfer_rows(transfers: list[Transfer]) -> list[tuple]:
         )
         for t in transfers
     ]
-
-
-_transfer_rows = native.transfer_rows or _python_transfer_rows
 
 
 def _int(value: int | bytes) -> int:
@@ -212,7 +228,7 @@ def _path_from_url(url: str) -> str:
 
 
 class _Transactions(Protocol):
-    def transaction(self, batches: list[tuple[str, list[tuple]]]) -> None: ...
+    def transaction(self, batches: list[tuple[Any, ...]]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -223,12 +239,16 @@ class _PythonTransactions:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def transaction(self, batches: list[tuple[str, list[tuple]]]) -> None:
-        """BEGIN IMMEDIATE, each (sql, rows) batch in order, COMMIT; rolled back on error."""
+    def transaction(self, batches: list[tuple[Any, ...]]) -> None:
+        """BEGIN IMMEDIATE, each batch in order, COMMIT; rolled back on error. A batch is
+        (sql, rows) or (sql, transfers, _TRANSFER_FIELDS), as for the native writer."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, rows in batches:
+            for sql, rows, *fields in batches:
+                if fields:
+                    assert fields == [_TRANSFER_FIELDS], "only transfers are given as objects"
+                    rows = _python_transfer_rows(rows)
                 conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
@@ -431,7 +451,7 @@ class SQLiteStore:
         bulks = outcome.bulks
         if not (accounts or transfers or expirations or history or bulks):
             return  # nothing durable to add: skip the fsync
-        batches: list[tuple[str, list[tuple]]] = []
+        batches: list[tuple[Any, ...]] = []
         if accounts:
             batches.append(
                 (
@@ -452,7 +472,7 @@ class SQLiteStore:
                 )
             )
         if transfers:
-            batches.append((_INSERT_TRANSFERS, _transfer_rows(transfers)))
+            batches.append((_INSERT_TRANSFERS, transfers, _TRANSFER_FIELDS))
         if expirations:
             batches.append(
                 (_INSERT_EXPIRATIONS, [(e.timestamp, _u128(e.pending_id)) for e in expirations])

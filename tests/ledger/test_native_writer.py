@@ -8,12 +8,20 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from formicary.ledger import native
 from formicary.ledger.engine import BatchOutcome
-from formicary.ledger.sqlite_store import SQLiteStore, _PythonTransactions
+from formicary.ledger.sqlite_store import (
+    _INSERT_TRANSFERS,
+    _TRANSFER_FIELDS,
+    SQLiteStore,
+    _python_transfer_rows,
+    _PythonTransactions,
+)
 from formicary.ledger.store import StoreError
-from formicary.ledger.types import ID_MAX, Account, Transfer
+from formicary.ledger.types import AMOUNT_MAX, ID_MAX, Account, Transfer
 
 pytestmark = pytest.mark.skipif(
     native.sqlite_writer is None, reason="the compiled SQLite writer is not built or switched off"
@@ -89,6 +97,68 @@ def test_the_gil_is_free_while_a_transaction_runs(tmp_path: Path) -> None:
     writer.close()
     # With the GIL held throughout, the counter would get only its switch-interval slices.
     assert ticks > 100_000
+
+
+_u128 = st.one_of(st.integers(0, 2**63 - 1), st.integers(2**63 - 2, ID_MAX))
+_transfers = st.lists(
+    st.builds(
+        Transfer,
+        id=_u128,
+        debit_account_id=_u128,
+        credit_account_id=_u128,
+        amount=st.integers(1, AMOUNT_MAX),
+        ledger=st.integers(1, 2**32 - 1),
+        code=st.integers(1, 2**16 - 1),
+        flags=st.integers(0, 255),
+        pending_id=_u128,
+        timeout=st.integers(0, 2**32 - 1),
+        user_data_128=_u128,
+        user_data_64=st.integers(0, 2**64 - 1),
+        user_data_32=st.integers(0, 2**32 - 1),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=_transfers)
+def test_transfers_read_from_their_fields_are_stored_as_the_python_rows(
+    tmp_path: Path, batch: list[Transfer]
+) -> None:
+    for n, t in enumerate(batch, 1):
+        t.timestamp = n  # unique, as the engine gives
+    contents = []
+    for name in ("native", "python"):
+        path = tmp_path / f"{name}-{len(batch)}-{id(batch)}.db"
+        store = SQLiteStore(f"sqlite:///{path}", index_in_background=False)
+        store.migrate()
+        store.close()
+        if name == "native":
+            writer = native.sqlite_writer(str(path))
+            writer.transaction([(_INSERT_TRANSFERS, batch, _TRANSFER_FIELDS)])
+            writer.close()
+        else:
+            with sqlite3.connect(path) as conn:
+                conn.executemany(_INSERT_TRANSFERS, _python_transfer_rows(batch))
+        with sqlite3.connect(path) as conn:
+            contents.append(conn.execute("SELECT * FROM transfers ORDER BY timestamp").fetchall())
+    assert contents[0] == contents[1]
+
+
+def test_field_batches_refuse_other_objects_and_ids_beyond_128_bits(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/l.db", index_in_background=False)
+    store.migrate()
+    store.close()
+    writer = native.sqlite_writer(str(tmp_path / "l.db"))
+    with pytest.raises(TypeError, match="expected a"):
+        writer.transaction([(_INSERT_TRANSFERS, [object()], _TRANSFER_FIELDS)])
+    with pytest.raises(OverflowError):
+        writer.transaction(
+            [(_INSERT_TRANSFERS, [Transfer(ID_MAX + 1, 1, 2, 1, 1, 1)], _TRANSFER_FIELDS)]
+        )
+    with pytest.raises(ValueError, match="fields for"):
+        writer.transaction([(_INSERT_TRANSFERS, [], _TRANSFER_FIELDS[:3])])
+    writer.close()
 
 
 def _outcome() -> BatchOutcome:
