@@ -34,6 +34,7 @@ from formicary.api.funds_wire import (
     SubscriptionIn,
 )
 from formicary.api.problems import Problem, problem_responses
+from formicary.api.strict import strict_body
 from formicary.api.wire import InvalidField, parse_id
 from formicary.funds import (
     DailyRun,
@@ -174,7 +175,12 @@ def fund_routes(host: FundHost) -> list[Any]:
         "responses": problem_responses(400, 404, 422, 503),
     }
 
-    @post("/v1/funds/{fund_no:int}/subscriptions", summary="Subscribe (buy shares)", **order_route)
+    @post(
+        "/v1/funds/{fund_no:int}/subscriptions",
+        summary="Subscribe (buy shares)",
+        **order_route,
+        **strict_body(SubscriptionIn),
+    )
     async def subscribe(fund_no: FundNo, data: Annotated[SubscriptionIn, Body()]) -> FundOrderOut:
         """Wallet money -> shares at NAV 1.00; confirmed on trading day T (cut-off 15:00 Beijing),
         earning from the next trading day. Retrying with the same `request_id` applies once."""
@@ -183,7 +189,12 @@ def fund_routes(host: FundHost) -> list[Any]:
         order = await _call(fund.subscribe, data.user_id, wallet, data.amount, data.request_id)
         return _order_out(order)
 
-    @post("/v1/funds/{fund_no:int}/redemptions", summary="Redeem (sell shares)", **order_route)
+    @post(
+        "/v1/funds/{fund_no:int}/redemptions",
+        summary="Redeem (sell shares)",
+        **order_route,
+        **strict_body(RedemptionIn),
+    )
     async def redeem(fund_no: FundNo, data: Annotated[RedemptionIn, Body()]) -> FundOrderOut:
         """Shares -> wallet money: instantly within the per-order, per-day and fund limits, or
         the standard way (cash on the next trading day). Retrying with the same `request_id`
@@ -262,6 +273,7 @@ def fund_routes(host: FundHost) -> list[Any]:
         status_code=200,
         tags=["funds"],
         responses=problem_responses(400, 404, 409, 503),
+        **strict_body(FundIncomeIn),
     )
     async def post_income(
         fund_no: FundNo,
@@ -286,6 +298,7 @@ def fund_routes(host: FundHost) -> list[Any]:
         status_code=200,
         tags=["funds"],
         responses=problem_responses(400, 404, 409, 503),
+        **strict_body(PayoutsIn),
     )
     async def payouts(fund_no: FundNo, data: Annotated[PayoutsIn, Body()]) -> PayoutsOut:
         fund, _ = await host.get(fund_no)

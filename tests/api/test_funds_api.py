@@ -111,6 +111,20 @@ def test_subscribe_post_income_redeem_and_read_back(api: TestClient) -> None:
         ("/v1/funds/1/subscriptions", order("1x", 500, "x"), 400, "validation_failed"),
         ("/v1/funds/1/subscriptions", order("11", 0, "x"), 400, "validation_failed"),
         ("/v1/funds/1/subscriptions", {"user_id": "a"}, 400, "validation_failed"),
+        # Strict bodies: no string for a number, no unknown (misspelt) field.
+        (
+            "/v1/funds/1/subscriptions",
+            {**order("11", 500, "x"), "amount_fen": "500"},
+            400,
+            "validation_failed",
+        ),
+        (
+            "/v1/funds/1/subscriptions",
+            {**order("11", 500, "x"), "amout_fen": 5},
+            400,
+            "validation_failed",
+        ),
+        ("/v1/funds/1/days/2026-03-03/income", {"income_fen": "7"}, 400, "validation_failed"),
         ("/v1/funds/2/subscriptions", order("11", 500, "x"), 404, "not_found"),
         ("/v1/funds/1/redemptions", order("11", 500, "x", user="nobody"), 404, "not_found"),
         ("/v1/funds/1/redemptions", order("11", 5_000_001, "x"), 422, "instant_limit_exceeded"),
