@@ -4,11 +4,13 @@ same statements leave the same rows, errors are sqlite3's own and roll everythin
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from formicary.ledger import native
@@ -120,29 +122,32 @@ _transfers = st.lists(
 )
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60)
 @given(batch=_transfers)
 def test_transfers_read_from_their_fields_are_stored_as_the_python_rows(
-    tmp_path: Path, batch: list[Transfer]
+    batch: list[Transfer],
 ) -> None:
-    for n, t in enumerate(batch, 1):
-        t.timestamp = n  # unique, as the engine gives
+    # Copies with unique timestamps, as the engine gives (a list may hold one object twice).
+    batch = [msgspec.structs.replace(t, timestamp=n) for n, t in enumerate(batch, 1)]
     contents = []
-    for name in ("native", "python"):
-        path = tmp_path / f"{name}-{len(batch)}-{id(batch)}.db"
-        store = SQLiteStore(f"sqlite:///{path}", index_in_background=False)
-        store.migrate()
-        store.close()
-        if name == "native":
-            writer = native.sqlite_writer(str(path))
-            writer.transaction([(_INSERT_TRANSFERS, batch, _TRANSFER_FIELDS)])
-            writer.close()
-        else:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("native", "python"):
+            path = Path(tmp) / f"{name}.db"
+            store = SQLiteStore(f"sqlite:///{path}", index_in_background=False)
+            store.migrate()
+            store.close()
+            if name == "native":
+                writer = native.sqlite_writer(str(path))
+                writer.transaction([(_INSERT_TRANSFERS, batch, _TRANSFER_FIELDS)])
+                writer.close()
+            else:
+                with sqlite3.connect(path) as conn:
+                    conn.executemany(_INSERT_TRANSFERS, _python_transfer_rows(batch))
             with sqlite3.connect(path) as conn:
-                conn.executemany(_INSERT_TRANSFERS, _python_transfer_rows(batch))
-        with sqlite3.connect(path) as conn:
-            contents.append(conn.execute("SELECT * FROM transfers ORDER BY timestamp").fetchall())
+                rows = conn.execute("SELECT * FROM transfers ORDER BY timestamp").fetchall()
+            contents.append(rows)
     assert contents[0] == contents[1]
+    assert len(contents[0]) == len(batch)
 
 
 def test_field_batches_refuse_other_objects_and_ids_beyond_128_bits(tmp_path: Path) -> None:
