@@ -24,6 +24,7 @@ Retry-After), `service_unavailable`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -125,6 +126,7 @@ from formicary.payments import (
     user_wallet_id,
 )
 from formicary.payments.batch import BatchItem, PaymentBatches
+from formicary.payments.context import TEXT_MAX
 
 __all__ = [
     "DEFAULT_PAYMENTS_DIR",
@@ -171,11 +173,24 @@ IdempotencyKey = Annotated[
         required=False,
         min_length=1,
         max_length=255,
-        description="Replays the first answer to a retried creation with the same key and body "
-        "(header `Idempotent-Replayed: true`) instead of creating a second record; the same key "
-        "with a different body is a 422. Kept in memory (24 h, the last 100,000 keys).",
+        description="Makes a retried creation answer the same record instead of a second one. "
+        "The key is stored with the record (users and merchants: unique per kind; campaigns: per "
+        "funder), so it holds across restarts; the same key with other terms is a 409 "
+        "`idempotency_conflict`. Within one process the first answer is also replayed exactly "
+        "(header `Idempotent-Replayed: true`; in memory, 24 h, the last 100,000 keys), and the "
+        "same key with a different body is a 422 `idempotency_key_reused`.",
     ),
 ]
+
+
+def _request_id(key: str | None) -> str | None:
+    """The durable request id of an Idempotency-Key: the key itself, or, for a key longer than
+    the core keeps (header keys may have 255 characters), a digest of it."""
+    if key is None or len(key) <= TEXT_MAX:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 _REPLAYED_HEADER = ResponseHeader(
     name="Idempotent-Replayed",
     description="`true` when this answer replays an earlier one (Idempotency-Key)",
@@ -770,7 +785,13 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         async def make() -> UserOut:
             payments = await host.get()
             level = _LEVELS[data.identity_level]
-            return _user_out(await _call(payments.parties.register_user, data.name, level))
+            user = await _call(
+                payments.parties.register_user,
+                data.name,
+                level,
+                request_id=_request_id(idempotency_key),
+            )
+            return _user_out(user)
 
         return await once("users", request, idempotency_key, make)
 
@@ -877,6 +898,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
                 fee_plan=data.fee_plan,
                 settlement_bank_code=data.settlement_bank_code,
                 settlement_account_number=data.settlement_account_number,
+                request_id=_request_id(idempotency_key),
             )
             return await _call(_merchant, payments, merchant.id)
 
@@ -912,7 +934,8 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         """The budget moves up front into the campaign's own ledger account, which can never go
         negative: the ledger refuses the discount that would overspend it (`coupon_exhausted`).
         A merchant that cannot fund its campaign answers `merchant_balance_insufficient`. Send
-        an Idempotency-Key to make a retry safe (the core has no key of its own for this)."""
+        an Idempotency-Key to make a retry safe: it is the campaign's durable request id (per
+        funder), so a retry answers the same campaign, funded once, even after a restart."""
 
         async def make() -> CampaignOut:
             payments = await host.get()
@@ -925,6 +948,7 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
                 funder_merchant_id=data.funder_merchant_id,
                 merchant_id=data.merchant_id,
                 min_order_fen=data.min_order_fen,
+                request_id=_request_id(idempotency_key),
             )
             return await _call(_campaign, payments, campaign.id)
 

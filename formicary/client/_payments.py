@@ -3,8 +3,8 @@
 A money-moving call without its key (`request_id`, `request_no`) gets a fresh one, sent with
 every retry of that call, so a retried top-up, withdrawal, refund, QR or bill payment is applied
 once.
-Creations the core has no key for (users, merchants, campaigns) carry a fresh Idempotency-Key
-instead, which the server replays for a retry (in memory, within its lifetime).
+Creations (users, merchants, campaigns) carry a fresh Idempotency-Key instead: the server
+keeps it with the record it created, so a retry answers that record, even after a restart.
 """
 
 from __future__ import annotations

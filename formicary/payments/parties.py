@@ -5,6 +5,10 @@ Each user and merchant has one wallet account in the ledger that can never go ne
 from a card (the bank collects first, then the ledger credits the wallet: the ledger never
 shows money the bank has not given); a withdrawal reserves the wallet first (pending), then
 the bank pays out, then the reservation is posted, or voided if the bank refused.
+
+A registration may carry a `request_id` (the client's idempotency key, unique per table): it is
+a column of the party's row, next to a keyed digest of the terms, so the same request re-sent,
+even after a restart, returns the same party, and other terms under the id are a conflict.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import sqlite3
+from typing import Any
+
+import msgspec
 
 from formicary.ledger import AccountFlags, TransferFlags
 from formicary.payments.chart import (
@@ -86,19 +94,35 @@ class Parties:
         self._ctx = ctx
         # Card numbers are never stored; a keyed hash recognises the same card bound twice.
         self._fingerprint_key = hmac.new(ctx.secret, b"card-fingerprint", hashlib.sha256).digest()
+        # Nor is a merchant's full settlement account: a registration's terms are kept as a
+        # keyed digest, enough to tell a retry from another request under the same id.
+        self._terms_key = hmac.new(ctx.secret, b"registration-terms", hashlib.sha256).digest()
 
     # ----------------------------------------------------------------- users
 
-    def register_user(self, name: str, identity_level: IdentityLevel = IdentityLevel.BASIC) -> User:
-        """A new user with an empty wallet."""
+    def register_user(
+        self,
+        name: str,
+        identity_level: IdentityLevel = IdentityLevel.BASIC,
+        *,
+        request_id: str | None = None,
+    ) -> User:
+        """A new user with an empty wallet.
+
+        With a `request_id` (unique among users) the registration is idempotent, durably: the
+        same name and level under the same id, even after a restart, return the same user; other
+        terms under it raise `IdempotencyConflict`."""
         check_text(name, "name")
         level = IdentityLevel(identity_level)
+        if request_id is not None:
+            check_text(request_id, "request_id")
+        values: dict[str, Any] = {"name": name, "identity_level": int(level)}
         with self._ctx.store.transaction() as conn:
-            user_id = self._ctx.store.insert(
-                conn,
-                "users",
-                {"name": name, "identity_level": int(level), "created_ns": self._ctx.clock_ns()},
-            )
+            user_id = self._registered(conn, "users", request_id, values)
+            if user_id is None:
+                user_id = self._ctx.store.insert(
+                    conn, "users", {**values, **self._request(request_id, "users", values)}
+                )
         # After the row: a crash in between leaves a user without a wallet, which `recover()`
         # (ensure_accounts) repairs; the other order could leave an orphan ledger account.
         self._ctx.ledger.ensure_accounts(
@@ -134,8 +158,13 @@ class Parties:
         fee_plan: str,
         settlement_bank_code: str,
         settlement_account_number: str,
+        request_id: str | None = None,
     ) -> Merchant:
-        """A new merchant with an empty wallet, settled T+1 to the given bank account."""
+        """A new merchant with an empty wallet, settled T+1 to the given bank account.
+
+        With a `request_id` (unique among merchants) the registration is idempotent, durably:
+        the same terms (settlement account included) under the same id, even after a restart,
+        return the same merchant; other terms under it raise `IdempotencyConflict`."""
         check_text(name, "name")
         if not _CATEGORY.fullmatch(category):
             raise InvalidRequest(f"category must be a 4-digit merchant category code: {category!r}")
@@ -144,19 +173,23 @@ class Parties:
         clearing = _clearing_id(settlement_bank_code)
         if not _ACCOUNT_NUMBER.fullmatch(settlement_account_number):
             raise InvalidRequest("a settlement account number is 8-32 digits")
+        if request_id is not None:
+            check_text(request_id, "request_id")
+        values: dict[str, Any] = {
+            "name": name,
+            "category": category,
+            "fee_plan": fee_plan,
+            "settlement_bank_code": settlement_bank_code,
+            "settlement_account_masked": mask(settlement_account_number, 0),
+        }
+        # The digest covers the full account number (only its last 4 digits are stored).
+        terms = {**values, "settlement_account_number": settlement_account_number}
         with self._ctx.store.transaction() as conn:
-            merchant_id = self._ctx.store.insert(
-                conn,
-                "merchants",
-                {
-                    "name": name,
-                    "category": category,
-                    "fee_plan": fee_plan,
-                    "settlement_bank_code": settlement_bank_code,
-                    "settlement_account_masked": mask(settlement_account_number, 0),
-                    "created_ns": self._ctx.clock_ns(),
-                },
-            )
+            merchant_id = self._registered(conn, "merchants", request_id, terms)
+            if merchant_id is None:
+                merchant_id = self._ctx.store.insert(
+                    conn, "merchants", {**values, **self._request(request_id, "merchants", terms)}
+                )
         self._ctx.ledger.ensure_accounts(
             [
                 (merchant_wallet_id(merchant_id), AccountCode.MERCHANT_WALLET, _WALLET),
@@ -175,6 +208,39 @@ class Parties:
         """Available fen in the merchant's wallet (not yet settled to its bank)."""
         self.merchant(merchant_id)
         return self._ctx.ledger.available_fen(merchant_wallet_id(merchant_id))
+
+    # ----------------------------------------------------------------- registration keys
+
+    def _digest(self, table: str, terms: dict[str, Any]) -> str:
+        text = msgspec.json.encode([table, sorted(terms.items())])
+        return hmac.new(self._terms_key, text, hashlib.sha256).hexdigest()[:32]
+
+    def _request(self, request_id: str | None, table: str, terms: dict[str, Any]) -> dict[str, Any]:
+        """The columns of a new party's row: its creation time and request key, if any."""
+        values: dict[str, Any] = {"created_ns": self._ctx.clock_ns()}
+        if request_id is not None:
+            values["request_id"] = request_id
+            values["request_digest"] = self._digest(table, terms)
+        return values
+
+    def _registered(
+        self, conn: sqlite3.Connection, table: str, request_id: str | None, terms: dict[str, Any]
+    ) -> int | None:
+        """The id of the party `request_id` already registered (inside the registration's
+        write transaction, so concurrent retries see one row); raises on other terms."""
+        if request_id is None:
+            return None
+        row = conn.execute(
+            f"SELECT id, request_digest FROM {table} WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if not hmac.compare_digest(row["request_digest"] or "", self._digest(table, terms)):
+            raise IdempotencyConflict(
+                f"request id {request_id!r} registered {table[:-1]} {row['id']} on other terms"
+            )
+        found: int = row["id"]
+        return found
 
     # ----------------------------------------------------------------- cards
 

@@ -25,7 +25,7 @@ __all__ = ["PaymentsStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Each migration takes the schema from version i to i + 1; a store at an older version is
 # brought forward on open (new tables, indexes and nullable columns: existing rows are never
 # rewritten).
@@ -260,6 +260,18 @@ _MIGRATIONS: tuple[str, ...] = (
         WHERE state != 'failed';
     CREATE INDEX campaign_claims_open ON campaign_claims (state)
         WHERE state NOT IN ('succeeded', 'failed');
+    """,
+    # 4: durable idempotency for registrations: a user's or merchant's creation request id
+    # (unique per table) and a keyed digest of the terms it was created with, so that a retry
+    # after a restart finds its party, and other terms under the same id are a conflict.
+    """
+    ALTER TABLE users ADD COLUMN request_id TEXT;
+    ALTER TABLE users ADD COLUMN request_digest TEXT;
+    CREATE UNIQUE INDEX users_by_request ON users (request_id) WHERE request_id IS NOT NULL;
+    ALTER TABLE merchants ADD COLUMN request_id TEXT;
+    ALTER TABLE merchants ADD COLUMN request_digest TEXT;
+    CREATE UNIQUE INDEX merchants_by_request ON merchants (request_id)
+        WHERE request_id IS NOT NULL;
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
