@@ -266,6 +266,14 @@ static int batch_prepare(Writer *self, Batch *b, PyObject *sql_obj, PyObject *ro
                     PyMem_Free(fields);
                     goto fail;
                 }
+                /* Ints only: their values are copied now, so nothing read here can change or
+                 * be freed while the GIL is released (a str or bytes field could be). */
+                if (!fields[c].u128 && !PyLong_Check(v)) {
+                    PyErr_Format(PyExc_TypeError, "row %zd: field %d is a %.100s, not an int",
+                                 r, c, Py_TYPE(v)->tp_name);
+                    PyMem_Free(fields);
+                    goto fail;
+                }
                 if ((fields[c].u128 ? to_u128(v, cell) : to_value(v, cell)) < 0) {
                     PyMem_Free(fields);
                     goto fail;
@@ -339,9 +347,9 @@ static PyObject *Writer_executemany(Writer *self, PyObject *args) {
  * transaction(batches): BEGIN IMMEDIATE, every batch in order, COMMIT, all in one stretch
  * without the GIL (so a busy GIL costs one wait per commit, not one per statement). A batch is
  * (sql, rows of values) or (sql, objects, fields): fields is a tuple of (member descriptor,
- * is_u128) giving each parameter from the object's slot, so no tuple is built per row; an
- * unsigned field is stored as SQLiteStore stores it (INTEGER below 2^63, else a 16-byte
- * big-endian BLOB). On any error the transaction is rolled back and nothing is written.
+ * is_u128) giving each parameter from the object's slot, so no tuple is built per row; such
+ * fields must hold ints (copied before the GIL is released), and an unsigned one is stored as
+ * SQLiteStore stores it (INTEGER below 2^63, else a 16-byte big-endian BLOB). On any error the transaction is rolled back and nothing is written.
  */
 static PyObject *Writer_transaction(Writer *self, PyObject *batches_obj) {
     if (check_open(self) < 0) return NULL;

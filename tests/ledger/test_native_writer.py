@@ -161,6 +161,8 @@ def test_field_batches_refuse_other_objects_and_ids_beyond_128_bits(tmp_path: Pa
         writer.transaction(
             [(_INSERT_TRANSFERS, [Transfer(ID_MAX + 1, 1, 2, 1, 1, 1)], _TRANSFER_FIELDS)]
         )
+    with pytest.raises(TypeError, match="not an int"):
+        writer.transaction([(_INSERT_TRANSFERS, [Transfer(1, 1, 2, "7", 1, 1)], _TRANSFER_FIELDS)])
     with pytest.raises(ValueError, match="fields for"):
         writer.transaction([(_INSERT_TRANSFERS, [], _TRANSFER_FIELDS[:3])])
     writer.close()
