@@ -34,8 +34,8 @@ from formicary.api.funds_wire import (
     SubscriptionIn,
 )
 from formicary.api.problems import Problem, problem_responses
+from formicary.api.routing import wallet_account_id
 from formicary.api.strict import strict_body
-from formicary.api.wire import InvalidField, parse_id
 from formicary.funds import (
     DailyRun,
     DayRecord,
@@ -153,13 +153,6 @@ def _day_out(record: DayRecord) -> FundDayOut:
     )
 
 
-def _wallet(value: str) -> int:
-    try:
-        return parse_id(value, "wallet_account_id")
-    except InvalidField as error:
-        raise Problem.invalid("wallet_account_id", str(error)) from None
-
-
 def _date(value: str, name: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -185,7 +178,7 @@ def fund_routes(host: FundHost) -> list[Any]:
         """Wallet money -> shares at NAV 1.00; confirmed on trading day T (cut-off 15:00 Beijing),
         earning from the next trading day. Retrying with the same `request_id` applies once."""
         fund, _ = await host.get(fund_no)
-        wallet = _wallet(data.wallet_account_id)
+        wallet = wallet_account_id(data.wallet_account_id)
         order = await _call(fund.subscribe, data.user_id, wallet, data.amount, data.request_id)
         return _order_out(order)
 
@@ -200,7 +193,7 @@ def fund_routes(host: FundHost) -> list[Any]:
         the standard way (cash on the next trading day). Retrying with the same `request_id`
         applies once."""
         fund, _ = await host.get(fund_no)
-        wallet = _wallet(data.wallet_account_id)
+        wallet = wallet_account_id(data.wallet_account_id)
         order = await _call(
             fund.redeem,
             data.user_id,

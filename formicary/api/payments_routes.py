@@ -38,9 +38,8 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import msgspec
-from litestar import HttpMethod, MediaType, Request, Response, get, post, route
+from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 
@@ -94,6 +93,7 @@ from formicary.api.payments_wire import (
     WalletOut,
 )
 from formicary.api.problems import CODES, RETRY_AFTER_S, Problem, problem_responses
+from formicary.api.routing import with_options
 from formicary.api.strict import strict_body
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.payments import (
@@ -1479,26 +1479,4 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         family_statement,
         revoke_family,
     ]
-    return [*_options_handlers(handlers), *handlers]
-
-
-def _options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
-    """An explicit OPTIONS handler for each path served by more than one method.
-
-    Why: Litestar 2.25 makes a path's automatic OPTIONS handler when the path's first handler is
-    registered, and keeps it (answering with that first handler's methods only) when another
-    method joins the path. Registered first, an explicit handler takes the automatic one's place.
-    """
-    methods: dict[str, set[str]] = {}
-    for handler in handlers:
-        for path in handler.paths:
-            methods.setdefault(path, {"OPTIONS"}).update(handler.http_methods)
-    return [_options(path, ", ".join(sorted(m))) for path, m in methods.items() if len(m) > 2]
-
-
-def _options(path: str, allow: str) -> HTTPRouteHandler:
-    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
-    async def options() -> Response[None]:
-        return Response(content=None, status_code=204, headers={"Allow": allow})
-
-    return options
+    return with_options(handlers)

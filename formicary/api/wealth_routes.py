@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from litestar import HttpMethod, Response, delete, get, post, route
+from litestar import delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Body, PathParameter, QueryParameter
 
 from formicary.api.problems import Problem, problem_responses
+from formicary.api.routing import wallet_account_id, with_options
 from formicary.api.strict import strict_body
 from formicary.api.wealth_wire import (
     IssuerIn,
@@ -51,7 +52,6 @@ from formicary.api.wealth_wire import (
     WealthReservationsOut,
     WhitelistIn,
 )
-from formicary.api.wire import InvalidField, parse_id
 from formicary.funds import (
     FundError,
     InstantLimitExceeded,
@@ -248,13 +248,6 @@ def _fund_of(market: Marketplace, fund_no: int | None) -> MoneyMarketFund:
             f"fund {fund_no} does not exist (this marketplace uses fund {fund.config.fund_no})"
         )
     return fund
-
-
-def _wallet(value: str) -> int:
-    try:
-        return parse_id(value, "wallet_account_id")
-    except InvalidField as error:
-        raise Problem.invalid("wallet_account_id", str(error)) from None
 
 
 def _sale_time(value: datetime, name: str) -> datetime:
@@ -553,7 +546,7 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
         refused with `instant_limit_exceeded` over the fund's per-order, per-user-day or
         fund-day T+0 limit. Retrying with the same `request_id` applies once (`replayed`)."""
         market = await host.get()
-        wallet = _wallet(data.wallet_account_id)
+        wallet = wallet_account_id(data.wallet_account_id)
 
         def buy() -> Purchase:
             source = _source(market, data.source, data.fund_no, data.user_id, wallet)
@@ -619,7 +612,7 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
         at most what the fund's T+0 limits leave), first come first served. Idempotent by
         `request_id`."""
         market = await host.get()
-        wallet = _wallet(data.wallet_account_id)
+        wallet = wallet_account_id(data.wallet_account_id)
 
         def make() -> Reservation:
             return market.reserve(
@@ -779,22 +772,4 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
         notifications,
         tick,
     ]
-    return [*_options_handlers(handlers), *handlers]
-
-
-def _options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
-    """An explicit OPTIONS handler for each path served by more than one method (as in
-    payments_routes: Litestar's automatic one answers the path's first method only)."""
-    methods: dict[str, set[str]] = {}
-    for handler in handlers:
-        for path in handler.paths:
-            methods.setdefault(path, {"OPTIONS"}).update(handler.http_methods)
-    return [_options(path, ", ".join(sorted(m))) for path, m in methods.items() if len(m) > 2]
-
-
-def _options(path: str, allow: str) -> HTTPRouteHandler:
-    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
-    async def options() -> Response[None]:
-        return Response(content=None, status_code=204, headers={"Allow": allow})
-
-    return options
+    return with_options(handlers)
