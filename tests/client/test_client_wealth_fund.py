@@ -5,34 +5,15 @@ and books, on both clients, against the real app served by uvicorn (a clock fixe
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 import formicary.client as sdk
-from formicary.api import create_app
-from formicary.funds.calendar import BEIJING
-from formicary.ledger import LedgerService, open_store
-from tests.client.client_builders import served
+from tests.client.wealth_server import CLOSE, MONDAY_10AM_NS, OPEN, Clock, serve_wealth
 
-MONDAY_10AM_NS = int(datetime(2026, 3, 2, 10, 0, tzinfo=BEIJING).timestamp() * 1e9)
-OPEN = datetime(2026, 3, 2, 9, 0, tzinfo=BEIJING)
-CLOSE = datetime(2026, 3, 3, 9, 0, tzinfo=BEIJING)
 PER_ORDER = 5_000_000  # the fund's default instant (T+0) limit for one redemption
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.ns = MONDAY_10AM_NS
-        self._lock = threading.Lock()
-
-    def __call__(self) -> int:
-        with self._lock:
-            self.ns += 1_000
-            return self.ns
 
 
 @pytest.fixture
@@ -42,14 +23,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def base_url(tmp_path: Path, clock: Clock) -> Iterator[str]:
-    service = LedgerService(open_store(f"sqlite:///{tmp_path}/ledger.db"), clock_ns=clock)
-    service.start()
-    app = create_app(service=service, funds_dir=tmp_path / "funds", wealth_dir=tmp_path / "w")
-    try:
-        with served(app) as base_url:
-            yield base_url
-    finally:
-        service.close()
+    with serve_wealth(tmp_path, clock) as url:
+        yield url
 
 
 def _setup(client: sdk.Client) -> None:
