@@ -845,8 +845,9 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         user_id: RowIdPath, data: Annotated[CardTransferIn, Body()]
     ) -> CardTransferOut:
         """The bank collects from the card first, then the ledger credits the wallet. Retrying
-        with the same `request_id` answers the same top-up (a failed one fails again: use a new
-        `request_id` to try again)."""
+        with the same `request_id` answers the same top-up. A busy bank (503 `bank_busy`, with
+        Retry-After) moved nothing: retry with the same `request_id`. Any other failure fails
+        again: use a new `request_id` to try again."""
         payments = await host.get()
         done = await _call(
             payments.parties.top_up,
@@ -867,7 +868,10 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         user_id: RowIdPath, data: Annotated[CardTransferIn, Body()]
     ) -> CardTransferOut:
         """The wallet is reserved first, then the bank pays out, then the reservation posts (or
-        is voided if the bank refused)."""
+        is voided if the bank refused). Retrying with the same `request_id` answers the same
+        withdrawal. A busy bank (503 `bank_busy`, with Retry-After) paid nothing out and the
+        reservation was voided: retry with the same `request_id`. Any other failure fails
+        again: use a new `request_id` to try again."""
         payments = await host.get()
         done = await _call(
             payments.parties.withdraw,

@@ -6,6 +6,11 @@ from a card (the bank collects first, then the ledger credits the wallet: the le
 shows money the bank has not given); a withdrawal reserves the wallet first (pending), then
 the bank pays out, then the reservation is posted, or voided if the bank refused.
 
+A bank that answers busy did nothing, so a top-up or withdrawal it refused that way fails with
+`BankBusy` and may be retried with the same request id: the row is reopened and the bank asked
+again under the same bank request id. A withdrawal's retry reserves the wallet afresh, under
+transfer ids of its own (attempt n), since the voided reservation's ids are spent.
+
 A registration may carry a `request_id` (the client's idempotency key, unique per table): it is
 a column of the party's row, next to a keyed digest of the terms, so the same request re-sent,
 even after a restart, returns the same party, and other terms under the id are a conflict.
@@ -17,6 +22,9 @@ import hashlib
 import hmac
 import re
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -46,6 +54,7 @@ from formicary.payments.errors import (
     InsufficientFunds,
     InvalidCard,
     InvalidRequest,
+    InvalidState,
     LedgerRejected,
     PaymentError,
     UnknownParty,
@@ -97,6 +106,8 @@ class Parties:
         # Nor is a merchant's full settlement account: a registration's terms are kept as a
         # keyed digest, enough to tell a retry from another request under the same id.
         self._terms_key = hmac.new(ctx.secret, b"registration-terms", hashlib.sha256).digest()
+        # One thread at a time drives a given card transfer (see `resume_card_transfer`).
+        self._row_locks = _RowLocks()
 
     # ----------------------------------------------------------------- users
 
@@ -306,7 +317,16 @@ class Parties:
     def withdraw(
         self, user_id: int, card_id: int, amount_fen: int, *, request_id: str
     ) -> CardTransfer:
-        """Move money from the wallet to a bound card (idempotent by `request_id`)."""
+        """Move money from the wallet to a bound card (idempotent by `request_id`).
+
+        The wallet amount is reserved (pending) in the ledger, then the bank pays out, then the
+        reservation is posted. If the bank answers busy, `BankBusy` is raised and nothing
+        happened: the reservation was voided (the wallet's available balance is back), nothing
+        was paid out or is left for `recover()` (the row is failed with `bank_busy`). Retrying
+        with the same `request_id` reserves again and asks the bank again; once it pays out,
+        the wallet is debited exactly once. A declined withdrawal stays declined (a new attempt
+        needs a new request id), and so does one the bank was busy for on all
+        `WITHDRAWAL_ATTEMPTS_MAX` attempts (`InvalidState`)."""
         return self._card_transfer(
             CardTransferKind.WITHDRAWAL, user_id, card_id, amount_fen, request_id
         )
@@ -338,14 +358,12 @@ class Parties:
                         f"request id {request_id!r} was used for another {kind}"
                     )
                 row_id = row["id"]
-                if (
-                    kind == CardTransferKind.TOP_UP
-                    and row["state"] == S.FAILED
-                    and row["failure_code"] == BankBusy.code
-                ):
-                    # The bank was busy: nothing was collected, nothing credited, nothing
-                    # reserved. The retry asks it again under the same bank request id
-                    # (`topup-<id>`), so the top-up still lands at most once.
+                if row["state"] == S.FAILED and row["failure_code"] == BankBusy.code:
+                    # The bank was busy: nothing was collected or paid out, nothing credited,
+                    # nothing left reserved (a withdrawal's reservation was voided before its
+                    # row failed). The retry asks it again under the same bank request id
+                    # (`topup-<id>`, `withdraw-<id>`), so the transfer still lands at most once;
+                    # a withdrawal reserves again under its next attempt's transfer ids.
                     conn.execute(
                         "UPDATE card_transfers SET state = ?, failure_code = '',"
                         " failure_detail = '', completed_ns = 0 WHERE id = ?",
@@ -369,17 +387,23 @@ class Parties:
         return self.resume_card_transfer(row_id)
 
     def resume_card_transfer(self, row_id: int) -> CardTransfer:
-        """Drive a top-up or withdrawal to its end from wherever it stopped (crash-safe)."""
-        for _ in range(STEPS_MAX):
-            t = self.card_transfer(row_id)
-            if t.state == S.SUCCEEDED:
-                return t
-            if t.state == S.FAILED:
-                raise error_for(t.failure_code, t.failure_detail)
-            if t.kind == CardTransferKind.TOP_UP:
-                self._top_up_step(t)
-            else:
-                self._withdrawal_step(t)
+        """Drive a top-up or withdrawal to its end from wherever it stopped (crash-safe).
+
+        One thread at a time per row (concurrent retries and `recover()` wait for each other):
+        a withdrawal's next attempt is chosen from what the ledger holds, which must not change
+        under it."""
+        with self._row_locks.hold(row_id):
+            attempt: int | None = None  # the withdrawal attempt in the ledger, once known
+            for _ in range(STEPS_MAX):
+                t = self.card_transfer(row_id)
+                if t.state == S.SUCCEEDED:
+                    return t
+                if t.state == S.FAILED:
+                    raise error_for(t.failure_code, t.failure_detail)
+                if t.kind == CardTransferKind.TOP_UP:
+                    self._top_up_step(t)
+                else:
+                    attempt = self._withdrawal_step(t, attempt)
         raise AssertionError(f"card transfer {row_id} did not finish in {STEPS_MAX} steps")
 
     def _top_up_step(self, t: CardTransfer) -> None:
@@ -413,47 +437,90 @@ class Parties:
                 raise LedgerRejected(f"top-up {t.id}: the ledger said {outcome.failed_result}")
             self._succeeded(t, S.CONFIRMED)
 
-    def _withdrawal_step(self, t: CardTransfer) -> None:
+    def _withdrawal_step(self, t: CardTransfer, attempt: int | None) -> int:
+        """One step of a withdrawal; returns the attempt whose reservation it works on."""
         ctx = self._ctx
         card = self.card(t.card_id)
-        reserve_id = transfer_id(Op.WITHDRAWAL, t.id, PayoutLeg.RESERVE)
         wallet, clearing = user_wallet_id(t.user_id), bank_clearing_id(card.bank_code)
         code = TransferCode.WITHDRAWAL
         if t.state == S.CREATED:
+            # A new row reserves as attempt 0. A row reopened after a busy bank finds its last
+            # attempt voided and reserves as the next one; a crash after the reservation but
+            # before the row said so left it live: that attempt is resubmitted (`exists`).
+            last, voided = self._last_withdrawal_attempt(t.id)
+            attempt = last + 1 if last < 0 or voided else last
+            if attempt >= WITHDRAWAL_ATTEMPTS_MAX:
+                raise self._failed(
+                    t,
+                    InvalidState(
+                        f"withdrawal {t.id}: the bank was busy on all {WITHDRAWAL_ATTEMPTS_MAX}"
+                        f" attempts under request id {t.request_id!r}; use a new request id"
+                    ),
+                )
+            reserve_id = _withdrawal_ids(t.id, attempt)[0]
             # No timeout: a payout the bank may still make must not be released by the clock;
             # this state machine always ends the reservation itself (post or void).
             reserve = leg(reserve_id, wallet, clearing, t.amount_fen, code, flags=_PENDING)
             outcome = ctx.ledger.submit([reserve])
             if outcome.applied:
                 ctx.store.transition("card_transfers", t.id, (S.CREATED,), {"state": S.RESERVED})
-            elif outcome.failed_result == "exceeds_credits":
+                return attempt
+            if outcome.failed_result == "exceeds_credits":
                 raise self._failed(
                     t, InsufficientFunds(f"wallet of user {t.user_id} holds too little")
                 )
+            raise LedgerRejected(f"withdrawal {t.id}: the ledger said {outcome.failed_result}")
+        voided = False
+        if attempt is None:  # resumed in a later state: the live reservation is the last one
+            attempt, voided = self._last_withdrawal_attempt(t.id)
+            if attempt < 0:
+                raise LedgerRejected(f"withdrawal {t.id} is {t.state}, with no reservation")
+        reserve_id, post_id, void_id = _withdrawal_ids(t.id, attempt)
+        if t.state == S.RESERVED:
+            if t.failure_code:
+                # The bank refused this attempt before a crash: never ask it again (its
+                # reservation may be voided already), finish releasing it.
+                error = error_for(t.failure_code, t.failure_detail)
+            elif voided:
+                # Left by an earlier version, which voided before recording the refusal: the
+                # bank refused (busy or declined). Busy lets a retry ask again, from a new
+                # reservation; a declined payout is declined again from the bank's memory.
+                error = BankBusy(
+                    f"the bank refused withdrawal {t.id} before a restart, nothing was paid"
+                    " out; retry the withdrawal with the same request id"
+                    f" {t.request_id!r}"
+                )
             else:
-                raise LedgerRejected(f"withdrawal {t.id}: the ledger said {outcome.failed_result}")
-        elif t.state == S.RESERVED:
-            reply = ctx.bank.payout(f"withdraw-{t.id}", card.ref, t.amount_fen)
-            if reply.ok:
-                ctx.store.transition("card_transfers", t.id, (S.RESERVED,), {"state": S.CONFIRMED})
-                return
-            void_id = transfer_id(Op.WITHDRAWAL, t.id, PayoutLeg.VOID)
-            ctx.ledger.release(
-                [
-                    leg(
-                        void_id,
-                        wallet,
-                        clearing,
-                        t.amount_fen,
-                        code,
-                        flags=_VOID,
-                        pending_id=reserve_id,
+                reply = ctx.bank.payout(f"withdraw-{t.id}", card.ref, t.amount_fen)
+                if reply.ok:
+                    ctx.store.transition(
+                        "card_transfers", t.id, (S.RESERVED,), {"state": S.CONFIRMED}
                     )
-                ]
+                    return attempt
+                if reply.outcome == "busy":
+                    error = BankBusy(
+                        f"the bank is busy, nothing was moved: {reply.reason}; the wallet"
+                        " amount is released, retry the withdrawal with the same request id"
+                        f" {t.request_id!r}"
+                    )
+                else:
+                    error = _bank_error(reply.outcome, reply.reason)
+                # The answer is recorded before the void, so that a resume after a crash
+                # between the two voids again instead of asking the bank (which, no longer
+                # busy, would pay out against a voided reservation).
+                if not ctx.store.transition(
+                    "card_transfers",
+                    t.id,
+                    (S.RESERVED,),
+                    {"failure_code": error.code, "failure_detail": str(error)},
+                ):
+                    return attempt  # moved on meanwhile: read it again
+            void = leg(
+                void_id, wallet, clearing, t.amount_fen, code, flags=_VOID, pending_id=reserve_id
             )
-            raise self._failed(t, _bank_error(reply.outcome, reply.reason))
-        elif t.state == S.CONFIRMED:
-            post_id = transfer_id(Op.WITHDRAWAL, t.id, PayoutLeg.POST)
+            ctx.ledger.release([void])
+            raise self._failed(t, error)
+        if t.state == S.CONFIRMED:
             post = leg(
                 post_id, wallet, clearing, t.amount_fen, code, flags=_POST, pending_id=reserve_id
             )
@@ -461,6 +528,27 @@ class Parties:
             if not outcome.applied:
                 raise LedgerRejected(f"withdrawal {t.id}: the ledger said {outcome.failed_result}")
             self._succeeded(t, S.CONFIRMED)
+        return attempt
+
+    def _last_withdrawal_attempt(self, row_id: int) -> tuple[int, bool]:
+        """The last attempt of a withdrawal whose reservation is in the ledger (-1: none) and
+        whether it was voided. Attempts are made one after another (under the row's lock),
+        each after the previous one's void, so the ledger holds attempts 0..last."""
+        last, voided = -1, False
+        for first in range(0, WITHDRAWAL_ATTEMPTS_MAX, _ATTEMPTS_PAGE):
+            attempts = range(first, min(first + _ATTEMPTS_PAGE, WITHDRAWAL_ATTEMPTS_MAX))
+            ids = [_withdrawal_ids(row_id, n) for n in attempts]
+            found = {
+                t.id
+                for t in self._ctx.ledger.lookup_transfers(
+                    [i for reserve, _, void in ids for i in (reserve, void)]
+                )
+            }
+            for n, (reserve, _, void) in zip(attempts, ids, strict=True):
+                if reserve not in found:
+                    return last, voided
+                last, voided = n, void in found
+        return last, voided
 
     def _succeeded(self, t: CardTransfer, from_state: CardTransferState) -> None:
         self._ctx.store.transition(
@@ -519,6 +607,46 @@ _PAGE = 1_000
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
 _VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
+# A withdrawal's attempt 0 uses the legs RESERVE, POST and VOID; attempt n >= 1 (a retry after
+# a busy bank) the legs _RETRY_LEG_FIRST + 3 (n - 1) + 0, 1, 2: 80 retries fit in a leg byte.
+_RETRY_LEG_FIRST = 16
+WITHDRAWAL_ATTEMPTS_MAX = 1 + (255 - _RETRY_LEG_FIRST + 1) // 3
+# Attempts whose transfers one ledger lookup asks for (the first page is almost always all).
+_ATTEMPTS_PAGE = 8
+
+
+def _withdrawal_ids(row_id: int, attempt: int) -> tuple[int, int, int]:
+    """The (reserve, post, void) transfer ids of attempt `attempt` of withdrawal `row_id`."""
+    assert 0 <= attempt < WITHDRAWAL_ATTEMPTS_MAX, attempt
+    if attempt == 0:
+        legs = (PayoutLeg.RESERVE, PayoutLeg.POST, PayoutLeg.VOID)
+    else:
+        first = _RETRY_LEG_FIRST + 3 * (attempt - 1)
+        legs = (first, first + 1, first + 2)
+    reserve, post, void = (transfer_id(Op.WITHDRAWAL, row_id, n) for n in legs)
+    return reserve, post, void
+
+
+class _RowLocks:
+    """A lock per row id, held only while some thread wants it (memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, tuple[threading.Lock, list[int]]] = {}
+
+    @contextmanager
+    def hold(self, row_id: int) -> Iterator[None]:
+        with self._lock:
+            entry = self._held.setdefault(row_id, (threading.Lock(), [0]))
+            entry[1][0] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1][0] -= 1
+                if entry[1][0] == 0:
+                    del self._held[row_id]
 
 
 def _clearing_id(bank_code: str) -> int:
