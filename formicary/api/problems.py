@@ -64,6 +64,7 @@ CODES: dict[str, tuple[int, str]] = {
     "sold_out": (422, "Less of the product remains than asked for"),
     "not_on_sale": (422, "The product is not on sale"),
     "invalid_wealth_request": (422, "The marketplace refused the request"),
+    "standard_redemption_too_late": (422, "A standard redemption pays after the sale closes"),
     "wealth_conflict": (409, "The marketplace cannot do this now"),
     # The payments core's refusals: the code is the payments error's own `code`.
     "unknown_party": (404, "No such user, merchant, card, campaign, order, payment or refund"),
@@ -235,7 +236,8 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         " `merchant_balance_insufficient`, `identity_level_too_low`, `coupon_not_applicable`,"
         " `coupon_exhausted`, `refund_exceeds_payment`, `bank_declined`, `payment_timed_out`,"
         " `code_expired`, `code_replayed`, `code_forged`; wealth: `issuer_refused`, `sold_out`,"
-        " `not_on_sale`, `insufficient_funds`, `invalid_wealth_request`)",
+        " `not_on_sale`, `insufficient_funds`, `standard_redemption_too_late`,"
+        " `invalid_wealth_request`)",
         500: "Internal error (problem+json, code `internal_error`)",
         503: "Ledger (or, for payments, the bank) busy or unavailable, nothing applied; retry"
         " after `Retry-After` seconds (`service_busy`, `service_unavailable`, `bank_busy`)",

@@ -3,12 +3,14 @@
 The marketplace is opened on the first request that needs it (its state file and its ledger
 accounts), on the server's ledger and clock, with the server's money-market fund when the app
 gives one (`WealthHost(fund=...)`): purchases and reservations are paid from a wallet or from
-the user's fund shares (an instant redemption within the fund's T+0 limits), and maturities
-pay back to the wallet or on into the fund. Answers are 200, or problem+json: 404 `not_found`
-(no such issuer, product, reservation or fund), 422 `issuer_refused` (naming the vetting
-rule), `sold_out`, `not_on_sale`, `insufficient_funds`, `instant_limit_exceeded` (over a fund
-T+0 limit, named), `invalid_wealth_request`, 409 `wealth_conflict` (too early, the issuer
-cannot repay, the books disagree), 503 when the ledger is busy or down.
+the user's fund shares (an instant redemption within the fund's T+0 limits, or a standard T+1
+one without them), and maturities pay back to the wallet or on into the fund. Answers are 200,
+or problem+json: 404 `not_found` (no such issuer, product, reservation or fund), 422
+`issuer_refused` (naming the vetting rule), `sold_out`, `not_on_sale`, `insufficient_funds`,
+`instant_limit_exceeded` (over a fund T+0 limit, named), `standard_redemption_too_late` (a
+standard redemption's cash would arrive after the sale closes), `invalid_wealth_request`, 409
+`wealth_conflict` (too early, the issuer cannot repay, the books disagree), 503 when the ledger
+is busy or down.
 """
 
 from __future__ import annotations
@@ -81,11 +83,13 @@ from formicary.wealth import (
     Purchase,
     Reservation,
     SoldOut,
+    StandardRedemptionTooLate,
     WalletSource,
     WealthError,
     WealthStore,
     yield_percent,
 )
+from formicary.wealth.funding import fund_redemption
 from formicary.wealth.terms import BEIJING
 
 __all__ = ["DEFAULT_WEALTH_DIR", "WEALTH_DIR_ENV", "WealthHost", "wealth_routes"]
@@ -190,6 +194,7 @@ def _problem(error: WealthError) -> Problem:
         (SoldOut, "sold_out"),
         (NotOnSale, "not_on_sale"),
         (FundLimitExceeded, "instant_limit_exceeded"),
+        (StandardRedemptionTooLate, "standard_redemption_too_late"),
         (InsufficientFunds, "insufficient_funds"),
         (InvalidRequest, "invalid_wealth_request"),
     ):
@@ -222,15 +227,23 @@ async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def _source(
-    market: Marketplace, kind: str, fund_no: int | None, user_id: str, wallet: int
+    market: Marketplace,
+    kind: str,
+    fund_no: int | None,
+    user_id: str,
+    wallet: int,
+    redemption: str = "instant",
 ) -> FundingSource:
-    """The funding source a request names: its wallet, or the user's shares in the fund."""
+    """The funding source a request names: its wallet, or the user's shares in the fund,
+    redeemed instantly (T+0) or by a standard (T+1) redemption."""
     if kind == "wallet":
         if fund_no is not None:
             raise InvalidRequest("fund_no names the fund of a purchase with source `fund`")
+        if redemption != "instant":
+            raise InvalidRequest("redemption names how a purchase with source `fund` redeems")
         return WalletSource(wallet, ledger=market.config.money_ledger)
     fund = _fund_of(market, fund_no)
-    return FundSource(fund, user_id)
+    return FundSource(fund, user_id, redemption=redemption)
 
 
 def _payout(market: Marketplace, kind: str, fund_no: int | None, wallet: int) -> Payout:
@@ -285,7 +298,15 @@ def _product_out(market: Marketplace, product: Product) -> ProductOut:
     )
 
 
+def _source_out(kind: str) -> tuple[str, str | None]:
+    """The wire's (source_kind, redemption) of a stored source kind: a standard fund source
+    is stored as `fund_standard` and answered as `fund` with `redemption: "standard"`."""
+    redemption = fund_redemption(kind)
+    return ("fund" if redemption else kind), redemption
+
+
 def _purchase_out(p: Purchase) -> WealthPurchaseOut:
+    source_kind, redemption = _source_out(p.source_kind)
     return WealthPurchaseOut(
         purchase_no=p.purchase_no,
         product_id=p.product_id,
@@ -297,13 +318,15 @@ def _purchase_out(p: Purchase) -> WealthPurchaseOut:
         reservation_no=p.reservation_no,
         interest_fen=p.interest_fen,
         replayed=p.replayed,
-        source_kind=p.source_kind,
+        source_kind=source_kind,
         source_ref=p.source_ref,
         payout_into_fund=p.payout.into_fund,
+        redemption=redemption,
     )
 
 
 def _reservation_out(r: Reservation) -> WealthReservationOut:
+    source_kind, redemption = _source_out(r.source_kind)
     return WealthReservationOut(
         reservation_no=r.reservation_no,
         user_id=r.user_id,
@@ -316,10 +339,11 @@ def _reservation_out(r: Reservation) -> WealthReservationOut:
         status=r.status,
         expires_at=_iso_ns(r.expires_ns),
         replayed=r.replayed,
-        source_kind=r.source_kind,
+        source_kind=source_kind,
         source_ref=r.source_ref,
         payout_account_id=str(r.payout.wallet_account_id),
         payout_into_fund=r.payout.into_fund,
+        redemption=redemption,
     )
 
 
@@ -533,7 +557,7 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
     @post(
         "/v1/wealth/products/{product_id:str}/purchases",
         **strict_body(WealthPurchaseIn),
-        summary="Buy a product from a wallet (pending until the sale closes)",
+        summary="Buy a product from a wallet or the fund (pending until the sale closes)",
         status_code=200,
         tags=tags,
         responses=problem_responses(400, 404, 409, 422, 503),
@@ -544,12 +568,17 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
         """At least the minimum purchase, unless it takes all that remains. Paid from the
         wallet, or (`source: "fund"`) by an instant redemption of the user's fund shares,
         refused with `instant_limit_exceeded` over the fund's per-order, per-user-day or
-        fund-day T+0 limit. Retrying with the same `request_id` applies once (`replayed`)."""
+        fund-day T+0 limit; or with `redemption: "standard"` by a standard (T+1) redemption
+        without those limits, refused with `standard_redemption_too_late` when the sale closes
+        before the day its cash arrives. Retrying with the same `request_id` applies once
+        (`replayed`)."""
         market = await host.get()
         wallet = wallet_account_id(data.wallet_account_id)
 
         def buy() -> Purchase:
-            source = _source(market, data.source, data.fund_no, data.user_id, wallet)
+            source = _source(
+                market, data.source, data.fund_no, data.user_id, wallet, data.redemption
+            )
             payout = _payout(market, data.payout, data.fund_no, wallet)
             return market.purchase(
                 product_id, data.user_id, data.amount, source, data.request_id, payout=payout
@@ -609,8 +638,9 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
     async def reserve(data: Annotated[WealthReservationIn, Body()]) -> WealthReservationOut:
         """Whenever a product with a term in [min, max] days and at least `min_yield_bp` opens,
         buy up to the rest of `amount_fen` from the wallet or the user's fund shares (each fill
-        at most what the fund's T+0 limits leave), first come first served. Idempotent by
-        `request_id`."""
+        at most what the fund's T+0 limits leave; not capped with `redemption: "standard"`,
+        which skips products whose sale closes before its cash arrives), first come first
+        served. Idempotent by `request_id`."""
         market = await host.get()
         wallet = wallet_account_id(data.wallet_account_id)
 
@@ -622,7 +652,9 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
                 term_max_days=data.term_max_days,
                 min_yield_bp=data.min_yield_bp,
                 amount_fen=data.amount_fen,
-                source=_source(market, data.source, data.fund_no, data.user_id, wallet),
+                source=_source(
+                    market, data.source, data.fund_no, data.user_id, wallet, data.redemption
+                ),
                 payout=_payout(market, data.payout, data.fund_no, wallet),
                 valid_days=data.valid_days,
             )

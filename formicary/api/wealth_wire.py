@@ -3,8 +3,10 @@
 Amounts are JSON integers in fen, yields integer basis points (425 = 4.25 %, also answered as a
 decimal string), sale times ISO 8601 date-times (a time without an offset is Beijing time),
 dates ISO `YYYY-MM-DD`. Purchases and reservations are paid from a wallet account, or from the
-user's holding in the money-market fund (`source: "fund"`, an instant redemption within the
-fund's T+0 limits); maturities pay to the wallet, or on into the fund (`payout: "fund"`).
+user's holding in the money-market fund (`source: "fund"`): by an instant redemption within the
+fund's T+0 limits (`redemption: "instant"`, the default), or by a standard (T+1) redemption
+without them (`redemption: "standard"`, only for a sale that closes on or after the day its cash
+arrives); maturities pay to the wallet, or on into the fund (`payout: "fund"`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ RequestId = Annotated[
 ]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 SourceKind = Literal["wallet", "fund"]
+Redemption = Literal["instant", "standard"]
 PayoutKind = Literal["wallet", "fund"]
 FundNo = Annotated[
     int, Meta(ge=1, le=4095, description="the fund's number (default: the server's)")
@@ -154,15 +157,18 @@ class ProductOut(msgspec.Struct):
 class WealthPurchaseIn(msgspec.Struct, forbid_unknown_fields=True):
     """Buy a product (pending until the close). `source`: `wallet` pays from
     `wallet_account_id`; `fund` redeems the user's money-market fund shares (`user_id` is the
-    holder; an instant redemption within the fund's T+0 limits). The maturity pays
-    `wallet_account_id`, then on into the fund when `payout` is `fund`. Retrying with the same
-    `request_id` answers the purchase it made (`replayed`)."""
+    holder): `redemption: "instant"` (default) within the fund's T+0 limits, `"standard"` a
+    T+1 redemption without them, refused (`standard_redemption_too_late`) when the sale closes
+    before the day its cash arrives. The maturity pays `wallet_account_id`, then on into the
+    fund when `payout` is `fund`. Retrying with the same `request_id` answers the purchase it
+    made (`replayed`)."""
 
     user_id: Text128
     wallet_account_id: DecimalId
     amount: Fen
     request_id: RequestId
     source: SourceKind = "wallet"
+    redemption: Redemption = "instant"  # how a `fund` source redeems
     fund_no: FundNo | None = None
     payout: PayoutKind = "wallet"
 
@@ -181,6 +187,7 @@ class WealthPurchaseOut(msgspec.Struct):
     source_kind: str = "wallet"  # wallet | fund
     source_ref: str = ""  # the wallet account id, or the fund holder's user id
     payout_into_fund: bool = False
+    redemption: str | None = None  # source fund: instant | standard (null for a wallet)
 
 
 class WealthPurchasesOut(msgspec.Struct):
@@ -190,7 +197,9 @@ class WealthPurchasesOut(msgspec.Struct):
 
 class WealthReservationIn(msgspec.Struct, forbid_unknown_fields=True):
     """An auto-reservation (预约): buy matching products as they open, from the wallet or
-    (`source: "fund"`) from the user's fund shares, each fill within the fund's T+0 limits;
+    (`source: "fund"`) from the user's fund shares: each fill within the fund's T+0 limits
+    (`redemption: "instant"`, default), or by standard (T+1) redemptions without them
+    (`"standard"`, only products whose sale closes on or after the day the cash arrives);
     `payout` as for a purchase."""
 
     user_id: Text128
@@ -202,6 +211,7 @@ class WealthReservationIn(msgspec.Struct, forbid_unknown_fields=True):
     min_yield_bp: Annotated[int, Meta(ge=0, le=YIELD_BP_MAX)] = 0
     valid_days: Annotated[int, Meta(ge=1, le=3650)] | None = None
     source: SourceKind = "wallet"
+    redemption: Redemption = "instant"  # how a `fund` source redeems
     fund_no: FundNo | None = None
     payout: PayoutKind = "wallet"
 
@@ -228,6 +238,7 @@ class WealthReservationOut(msgspec.Struct):
     source_ref: str = ""
     payout_account_id: str = ""
     payout_into_fund: bool = False
+    redemption: str | None = None  # source fund: instant | standard (null for a wallet)
 
 
 class WealthReservationsOut(msgspec.Struct):

@@ -501,12 +501,15 @@ class Client:
         source: str = "wallet",
         fund_no: int | None = None,
         payout: str = "wallet",
+        redemption: str = "instant",
     ) -> WealthPurchaseOut:
         """Buy a product (fen; pending until the sale closes). `source="fund"` pays with the
         user's money-market fund shares, an instant redemption within the fund's T+0 limits
-        (Unprocessable `instant_limit_exceeded` over one); the maturity pays the wallet, then
-        into the fund if `payout="fund"`. Pass `request_id` to make your own retries safe;
-        the client's retries reuse the one it sends."""
+        (Unprocessable `instant_limit_exceeded` over one), or with `redemption="standard"` a
+        T+1 redemption without them (Unprocessable `standard_redemption_too_late` when the
+        sale closes before its cash arrives); the maturity pays the wallet, then into the
+        fund if `payout="fund"`. Pass `request_id` to make your own retries safe; the
+        client's retries reuse the one it sends."""
         call = w.purchase(
             product_id,
             user_id,
@@ -516,6 +519,7 @@ class Client:
             source,
             fund_no,
             payout,
+            redemption,
         )
         return self._wealth(call)
 
@@ -533,9 +537,12 @@ class Client:
         source: str = "wallet",
         fund_no: int | None = None,
         payout: str = "wallet",
+        redemption: str = "instant",
     ) -> WealthReservationOut:
         """Auto-reserve (预约): buy matching products as they open, from the wallet or
-        (`source="fund"`) the user's fund shares, each fill within the fund's T+0 limits."""
+        (`source="fund"`) the user's fund shares, each fill within the fund's T+0 limits, or
+        not capped by them with `redemption="standard"` (T+1 redemptions, only for products
+        whose sale closes on or after the day the cash arrives)."""
         call = w.reserve(
             user_id,
             wallet_account_id,
@@ -548,6 +555,7 @@ class Client:
             source,
             fund_no,
             payout,
+            redemption,
         )
         return self._wealth(call)
 

@@ -3,7 +3,8 @@
 A purchase or reservation without a `request_id` gets a fresh one, sent with every retry of
 that call, so a retried purchase is applied once (the marketplace answers `replayed`). Either
 may be paid from a wallet (`source="wallet"`) or from the user's money-market fund shares
-(`source="fund"`, within the fund's T+0 limits), and pay out to the wallet or into the fund.
+(`source="fund"`: within the fund's T+0 limits, or with `redemption="standard"` by a T+1
+redemption without them), and pay out to the wallet or into the fund.
 """
 
 from __future__ import annotations
@@ -78,11 +79,18 @@ _BOOKS = msgspec.json.Decoder(ProductBooksOut)
 _PURCHASES = msgspec.json.Decoder(WealthPurchasesOut)
 _RESERVATIONS = msgspec.json.Decoder(WealthReservationsOut)
 _SOURCES = ("wallet", "fund")
+_REDEMPTIONS = ("instant", "standard")
 
 
 def _kind(name: str, value: str) -> Any:
     if value not in _SOURCES:
         raise ValueError(f"{name} must be 'wallet' or 'fund', got {value!r}")
+    return value
+
+
+def _redemption(value: str) -> Any:
+    if value not in _REDEMPTIONS:
+        raise ValueError(f"redemption must be 'instant' or 'standard', got {value!r}")
     return value
 
 
@@ -177,6 +185,7 @@ def purchase(
     source: str = "wallet",
     fund_no: int | None = None,
     payout: str = "wallet",
+    redemption: str = "instant",
 ) -> WealthCall:
     body = WealthPurchaseIn(
         user_id=user_id,
@@ -184,6 +193,7 @@ def purchase(
         amount=amount,
         request_id=request_id or uuid.uuid4().hex,
         source=_kind("source", source),
+        redemption=_redemption(redemption),
         fund_no=fund_no,
         payout=_kind("payout", payout),
     )
@@ -212,6 +222,7 @@ def reserve(
     source: str = "wallet",
     fund_no: int | None = None,
     payout: str = "wallet",
+    redemption: str = "instant",
 ) -> WealthCall:
     body = WealthReservationIn(
         user_id=user_id,
@@ -223,6 +234,7 @@ def reserve(
         min_yield_bp=min_yield_bp,
         valid_days=valid_days,
         source=_kind("source", source),
+        redemption=_redemption(redemption),
         fund_no=fund_no,
         payout=_kind("payout", payout),
     )

@@ -157,9 +157,11 @@ class _RecentOrder:
 
 
 class InstantHold:
-    """The T+0 limits booked for an instant redemption whose legs travel in another product's
-    linked chain (`MoneyMarketFund.hold_instant`). Call `applied()` once the ledger applied the
-    chain now; otherwise the limits are given back when the hold ends."""
+    """The hold of a redemption whose legs travel in another product's linked chain: the T+0
+    limits an instant one books (`MoneyMarketFund.hold_instant`), or nothing for a standard one
+    (`MoneyMarketFund.hold_standard`). Call `applied()` once the ledger applied the chain now:
+    the fund then records the order; otherwise what was booked is given back when the hold
+    ends."""
 
     __slots__ = ("_applied", "legs")
 
@@ -567,17 +569,22 @@ class MoneyMarketFund:
         share_leg_id: int,
         cash_leg_id: int,
         pending: bool = True,
+        instant: bool = True,
     ) -> list[Transfer]:
-        """The two legs of an instant (T+0) redemption that pays into another product's linked
-        chain (a fixed-term purchase): holder -> ISSUANCE (shares) and CUSTODY -> destination
-        (money), without `linked` flags (the caller chains them). They carry the instant
-        redemption's code, the order time (`user_data_64`) and the day the shares stop
-        earning (`user_data_32`), as `redeem` gives them: the fund counts them as instant
+        """The two legs of a redemption that pays into another product's linked chain (a
+        fixed-term purchase): holder -> ISSUANCE (shares) and CUSTODY -> destination (money),
+        without `linked` flags (the caller chains them). As `redeem` writes them, they carry
+        the redemption's code (instant, or standard with `instant=False`), the order time
+        (`user_data_64`) and the day the shares stop earning (`user_data_32`; a standard
+        redemption's cash leg carries its pay day there): the fund counts them as its
         redemptions of the order's day (on start too), and the shares earn until the next
-        trading day after the confirmation day, like any instant redemption's.
+        trading day after the confirmation day, like any redemption's. A standard pair pays
+        the destination directly, not REDEMPTIONS_PAYABLE (`pay_standard_redemptions` never
+        pays it): the caller must not post the cash before `standard_pay_day(order time)`.
 
-        Submit them only inside `hold_instant(legs)`, which checks and books the T+0 limits.
-        A pending pair that is later voided gives its limits back through `release_voided`.
+        Submit instant legs only inside `hold_instant(legs)`, which checks and books the T+0
+        limits, and standard legs inside `hold_standard(legs)`, which books no limit. A
+        pending pair that is later voided is given back through `release_voided`.
         Raises UnknownHolder if the user holds nothing, InvalidOrder for a bad amount or id,
         FundError if the fund's calendar does not cover today."""
         c = self.config
@@ -589,8 +596,8 @@ class MoneyMarketFund:
             raise InvalidOrder("the share and cash legs need distinct ids")
         holder_account = self.holder_account(user_id)
         now = self._clock_ns()
-        _, stop, _ = self._order_days(now, instant=True, subscription=False)
-        day = ids.day_number(stop)
+        _, stop, pay_day = self._order_days(now, instant=instant, subscription=False)
+        code = Code.REDEMPTION_INSTANT if instant else Code.REDEMPTION_STANDARD
         flags = _PENDING if pending else 0
         return [
             Transfer(
@@ -599,10 +606,10 @@ class MoneyMarketFund:
                 credit_account_id=self.issuance,
                 amount=amount_fen,
                 ledger=c.share_ledger,
-                code=Code.REDEMPTION_INSTANT,
+                code=code,
                 flags=flags,
                 user_data_64=now,
-                user_data_32=day,
+                user_data_32=ids.day_number(stop),
             ),
             Transfer(
                 id=cash_leg_id,
@@ -610,12 +617,21 @@ class MoneyMarketFund:
                 credit_account_id=destination_account_id,
                 amount=amount_fen,
                 ledger=c.money_ledger,
-                code=Code.REDEMPTION_INSTANT,
+                code=code,
                 flags=flags,
                 user_data_64=now,
-                user_data_32=day,
+                user_data_32=ids.day_number(pay_day or stop),
             ),
         ]
+
+    def standard_pay_day(self, order_ns: int | None = None) -> date:
+        """The day a standard (T+1) redemption ordered at `order_ns` (default: now) is paid:
+        the next trading day after its confirmation day (15:00 Beijing cut-off), as `redeem`
+        gives it. Raises FundError if the fund's calendar does not cover that time."""
+        now = self._clock_ns() if order_ns is None else order_ns
+        _, _, pay_day = self._order_days(now, instant=False, subscription=False)
+        assert pay_day is not None
+        return pay_day
 
     @contextmanager
     def hold_instant(self, legs: Sequence[Transfer]) -> Iterator[InstantHold]:
@@ -627,7 +643,7 @@ class MoneyMarketFund:
         the `with` block and calls `hold.applied()` if the ledger applied it now; the order is
         then recorded with the fund's recent orders. Otherwise (refused, an error, or a retried
         chain the ledger had applied before and counted then) the limits are given back."""
-        share = self._instant_share_leg(legs)
+        share = self._held_share_leg(legs, Code.REDEMPTION_INSTANT, "hold_instant")
         holder = share.debit_account_id - self.holder_base
         day = _beijing_day(share.user_data_64)
         hold = InstantHold(legs)
@@ -650,13 +666,33 @@ class MoneyMarketFund:
                     else:
                         self._release_instant(holder, day, share.amount)
 
+    @contextmanager
+    def hold_standard(self, legs: Sequence[Transfer]) -> Iterator[InstantHold]:
+        """Held while the chain of standard `redemption_legs(..., instant=False)` is submitted.
+
+        A standard redemption has no limit, so nothing is booked: the hold only keeps the
+        order inside the fund's snapshot gate (the daily run sees it wholly before or after),
+        and, when the caller calls `hold.applied()` (the ledger applied the chain now), records
+        it with the fund's recent orders as a standard redemption (its shares earn until the
+        next trading day after the confirmation day, like any redemption's)."""
+        share = self._held_share_leg(legs, Code.REDEMPTION_STANDARD, "hold_standard")
+        holder = share.debit_account_id - self.holder_base
+        hold = InstantHold(legs)
+        with self.gate.order():
+            try:
+                yield hold
+            finally:
+                if hold._applied:
+                    self._remember(share, holder)
+
     def release_voided(self, leg_ids: Sequence[int]) -> int:
         """Give back the T+0 limits of held redemptions whose pending legs were voided (a
-        fixed-term product that failed to launch), and forget them as orders: their shares are
-        the holder's again and earn as if they had never left. Legs that are not voided in the
-        ledger, or not known as held redemptions, are left alone, so this is idempotent. Call
-        it inside `gate.order()` together with the voids, so that no snapshot sees one without
-        the other. Returns how many redemptions were given back."""
+        fixed-term product that failed to launch; a standard one held none), and forget them
+        as orders: their shares are the holder's again and earn as if they had never left.
+        Legs that are not voided in the ledger, or not known as held redemptions, are left
+        alone, so this is idempotent. Call it inside `gate.order()` together with the voids,
+        so that no snapshot sees one without the other. Returns how many redemptions were
+        given back."""
         wanted = {i for i in leg_ids if isinstance(i, int)}
         if not wanted:
             return 0
@@ -705,7 +741,7 @@ class MoneyMarketFund:
             "available_fen": min(c.instant_per_order_fen, user_left, fund_left),
         }
 
-    def _instant_share_leg(self, legs: Sequence[Transfer]) -> Transfer:
+    def _held_share_leg(self, legs: Sequence[Transfer], code: int, what: str) -> Transfer:
         c = self.config
         shares = [t for t in legs if t.ledger == c.share_ledger]
         cash = [t for t in legs if t.ledger == c.money_ledger]
@@ -717,12 +753,12 @@ class MoneyMarketFund:
                 0 <= holder < ids.HOLDERS_MAX
                 and share.credit_account_id == self.issuance
                 and money.debit_account_id == self.custody
-                and share.code == money.code == Code.REDEMPTION_INSTANT
+                and share.code == money.code == code
                 and share.amount == money.amount
                 and share.flags & _PENDING == money.flags & _PENDING
             )
         if not ok:
-            raise InvalidOrder("hold_instant takes the two legs that redemption_legs built")
+            raise InvalidOrder(f"{what} takes the two legs that redemption_legs built")
         return shares[0]
 
     def _lookup_existing(self, transfer_id: int) -> bool:

@@ -21,6 +21,7 @@ from formicary.wealth.errors import (
     NotFound,
     NotOnSale,
     SoldOut,
+    StandardRedemptionTooLate,
     WealthError,
 )
 from formicary.wealth.funding import FundingSource, FundSource, Payout, WalletSource
@@ -101,6 +102,7 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "SoldOut",
+    "StandardRedemptionTooLate",
     "TickReport",
     "Vetting",
     "VettingPolicy",

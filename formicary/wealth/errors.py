@@ -14,6 +14,7 @@ __all__ = [
     "NotFound",
     "NotOnSale",
     "SoldOut",
+    "StandardRedemptionTooLate",
     "WealthError",
 ]
 
@@ -54,6 +55,11 @@ class InsufficientFunds(WealthError):
 class FundLimitExceeded(InsufficientFunds):
     """A purchase paid from the money-market fund is over one of the fund's instant (T+0)
     redemption limits: per order, per user and day, or the fund's daily capacity."""
+
+
+class StandardRedemptionTooLate(WealthError):
+    """A purchase paid by a standard (T+1) fund redemption whose cash would arrive after the
+    product's sale closes; the message names the arrival day and the close."""
 
 
 class NotDue(WealthError):

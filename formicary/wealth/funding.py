@@ -7,20 +7,27 @@ with `pending` legs and later posts or voids each by its id (the ids are determi
 retried chain is applied once).
 
 - `WalletSource`: one leg, wallet -> destination (money).
-- `FundSource`: the user's money-market fund shares, redeemed instantly (T+0) into the chain:
-  the fund builds the two legs (`MoneyMarketFund.redemption_legs`: holder -> ISSUANCE on the
-  share ledger, CUSTODY -> destination on the money ledger), so the fund's cash and its shares
-  outstanding move together and its books (`MoneyMarketFund.reconcile`) stay equal. The
-  purchase is one of the fund's instant redemptions: `hold()` books the fund's T+0 limits (per
-  order, per user and day, the fund's daily capacity) while the chain is submitted, inside the
-  fund's snapshot gate, and gives them back if the chain is refused; a purchase voided at a
-  failed launch gives them back too (`MoneyMarketFund.release_voided`, called by the close).
+- `FundSource`: the user's money-market fund shares, redeemed into the chain: the fund builds
+  the two legs (`MoneyMarketFund.redemption_legs`: holder -> ISSUANCE on the share ledger,
+  CUSTODY -> destination on the money ledger), so the fund's cash and its shares outstanding
+  move together and its books (`MoneyMarketFund.reconcile`) stay equal.
+  - `redemption="instant"` (the default, kind "fund"): the purchase is one of the fund's
+    instant (T+0) redemptions: `hold()` books the fund's T+0 limits (per order, per user and
+    day, the fund's daily capacity) while the chain is submitted, inside the fund's snapshot
+    gate, and gives them back if the chain is refused; a purchase voided at a failed launch
+    gives them back too (`MoneyMarketFund.release_voided`, called by the close).
+  - `redemption="standard"` (kind "fund_standard"): one of the fund's standard (T+1)
+    redemptions: no limit is booked or checked (`MoneyMarketFund.hold_standard`), but the
+    cash only arrives on the fund's pay day for the order (`MoneyMarketFund.standard_pay_day`),
+    so `check_arrival` refuses a purchase whose sale closes on an earlier day
+    (StandardRedemptionTooLate). A voided one is forgotten by the fund the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
@@ -31,22 +38,44 @@ from formicary.wealth.errors import (
     InsufficientFunds,
     InvalidRequest,
     LedgerUnavailable,
+    StandardRedemptionTooLate,
     WealthError,
 )
 from formicary.wealth.ledger_ids import source_leg_id
+from formicary.wealth.terms import beijing
 
 if TYPE_CHECKING:  # the fund is optional: the marketplace works on wallets alone
     from formicary.funds import MoneyMarketFund
 
-__all__ = ["FundSource", "FundingSource", "Payout", "SourceHold", "WalletSource"]
+__all__ = [
+    "FundSource",
+    "FundingSource",
+    "Payout",
+    "SourceHold",
+    "WalletSource",
+    "fund_redemption",
+]
 
 _PENDING = int(TransferFlags.PENDING)
+# A fund source's kind names its redemption, so that the purchases and reservations that
+# store (kind, ref) rebuild the same source: "fund" (instant, the original kind) or
+# "fund_standard".
+_FUND_KINDS = {"instant": "fund", "standard": "fund_standard"}
+
+
+def fund_redemption(kind: str) -> str | None:
+    """The redemption ("instant" or "standard") a stored source kind pays by, or None for a
+    source that is not the fund (a wallet)."""
+    for redemption, fund_kind in _FUND_KINDS.items():
+        if kind == fund_kind:
+            return redemption
+    return None
 
 
 class FundingSource(Protocol):
     """A way to pay for a purchase (see the module docstring)."""
 
-    kind: str  # "wallet", "fund": with `ref`, names the source durably (reservations)
+    kind: str  # "wallet", "fund", "fund_standard": with `ref`, names it durably
     ref: str
 
     def legs(
@@ -139,15 +168,23 @@ class WalletSource:
 
 class FundSource:
     """A user's shares in a `MoneyMarketFund` (NAV 1.00: one fen-share pays one fen), spent
-    as an instant (T+0) redemption within the fund's limits (see the module docstring)."""
+    as an instant (T+0) redemption within the fund's limits, or with `redemption="standard"`
+    as a standard (T+1) redemption without them (see the module docstring)."""
 
-    def __init__(self, fund: MoneyMarketFund, user_id: str) -> None:
+    def __init__(self, fund: MoneyMarketFund, user_id: str, *, redemption: str = "instant") -> None:
         if not isinstance(user_id, str) or not 0 < len(user_id) <= 128:
             raise InvalidRequest("user id must be a string of 1 to 128 characters")
+        if redemption not in _FUND_KINDS:
+            raise InvalidRequest(f"redemption must be 'instant' or 'standard', got {redemption!r}")
         self.fund = fund
         self.user_id = user_id
-        self.kind = "fund"
+        self.redemption = redemption
+        self.kind = _FUND_KINDS[redemption]
         self.ref = user_id
+
+    @property
+    def instant(self) -> bool:
+        return self.redemption == "instant"
 
     def legs(
         self,
@@ -158,8 +195,9 @@ class FundSource:
         pending: bool,
         code: int,
     ) -> list[Transfer]:
-        """The fund's two redemption legs (they carry the fund's instant-redemption code, not
-        `code`, so that the fund counts them against its limits, on start too)."""
+        """The fund's two redemption legs (they carry the fund's instant- or standard-
+        redemption code, not `code`, so that the fund counts them as its orders, and an
+        instant one against its limits, on start too)."""
         from formicary.funds import FundError, UnknownHolder
 
         fund = self.fund
@@ -172,6 +210,7 @@ class FundSource:
                 share_leg_id=source_leg_id(source, self.user_id, request_key, 0),
                 cash_leg_id=source_leg_id(source, self.user_id, request_key, 1),
                 pending=pending,
+                instant=self.instant,
             )
         except UnknownHolder as error:
             raise InsufficientFunds(str(error)) from error
@@ -183,9 +222,11 @@ class FundSource:
         from formicary.funds import FundError, InstantLimitExceeded
         from formicary.funds import LedgerUnavailable as FundLedgerUnavailable
 
+        fund = self.fund
         with ExitStack() as stack:
             try:
-                hold = stack.enter_context(self.fund.hold_instant(legs))
+                held = fund.hold_instant(legs) if self.instant else fund.hold_standard(legs)
+                hold = stack.enter_context(held)
             except InstantLimitExceeded as error:
                 raise FundLimitExceeded(
                     f"fund {self.fund.config.fund_no} refuses the instant redemption: {error}"
@@ -197,7 +238,36 @@ class FundSource:
             yield hold
 
     def capacity_fen(self) -> int | None:
+        if not self.instant:
+            return None  # a standard redemption has no limit: only the shares, in the ledger
         return self.fund.instant_usage(self.user_id)["available_fen"]
+
+    def check_arrival(self, legs: Sequence[Transfer], sale_close: datetime) -> None:
+        """A standard redemption's cash arrives on the fund's pay day for the order (the next
+        trading day after its confirmation day, cut-off 15:00 Beijing time): refuse with
+        StandardRedemptionTooLate, before anything is applied, a purchase whose sale closes
+        (Beijing date) before that day. An instant redemption's cash is there at once."""
+        if self.instant:
+            return
+        from formicary.funds import FundError
+
+        fund = self.fund
+        share_ledger = fund.config.share_ledger
+        order_ns = next((t.user_data_64 for t in legs if t.ledger == share_ledger), None)
+        if order_ns is None:
+            raise InvalidRequest("check_arrival takes the legs this source built")
+        try:
+            arrives = fund.standard_pay_day(order_ns)
+        except FundError as error:
+            raise InvalidRequest(str(error)) from error
+        closes = beijing(sale_close)
+        if closes.date() < arrives:
+            raise StandardRedemptionTooLate(
+                f"a standard (T+1) redemption from fund {fund.config.fund_no} ordered now"
+                f" arrives on {arrives}, but the sale closes at {closes.isoformat()}, before"
+                " that day; buy a product whose sale closes later, or pay by instant"
+                " redemption or from the wallet"
+            )
 
 
 def _check_account(account_id: object, what: str) -> None:

@@ -53,7 +53,13 @@ from formicary.wealth.errors import (
     SoldOut,
     WealthError,
 )
-from formicary.wealth.funding import FundingSource, FundSource, Payout, WalletSource
+from formicary.wealth.funding import (
+    FundingSource,
+    FundSource,
+    Payout,
+    WalletSource,
+    fund_redemption,
+)
 from formicary.wealth.issuers import Issuer, Vetting, VettingPolicy, vet
 from formicary.wealth.ledger_ids import (
     SOURCE_LEGS_MAX,
@@ -370,9 +376,10 @@ class Marketplace:
     ) -> Purchase:
         """Reserve `amount_fen` of a product on sale, paid from `source` (pending until the
         close). At least the product's minimum purchase, unless it takes all that remains.
-        `payout` defaults to the wallet a WalletSource pays from. A retried request answers
-        the purchase it made (`replayed`); the same request id for another purchase is
-        refused."""
+        `payout` defaults to the wallet a WalletSource pays from. A fund source by standard
+        (T+1) redemption is refused with StandardRedemptionTooLate if the sale closes before
+        the day the redemption pays. A retried request answers the purchase it made
+        (`replayed`); the same request id for another purchase is refused."""
         return self._purchase(product_id, user_id, amount_fen, source, request_id, payout, None)
 
     def purchases(
@@ -432,6 +439,9 @@ class Marketplace:
         escrow = account_id(AccountKind.ESCROW, product.product_no)
         legs = source.legs(amount_fen, escrow, f"{key:028x}", pending=True, code=Code.PURCHASE)
         _check_legs(legs, escrow, amount_fen, self.config.money_ledger)
+        if isinstance(source, FundSource):
+            # A standard (T+1) redemption's cash must arrive by the sale's close day.
+            source.check_arrival(legs, terms.sale_close)
         quota = Transfer(
             id=purchase_transfer_id(key, PurchaseLeg.QUOTA),
             debit_account_id=account_id(AccountKind.QUOTA_REMAINING, product.product_no),
@@ -518,13 +528,15 @@ class Marketplace:
         return payout
 
     def source_for(self, kind: str, ref: str) -> FundingSource:
-        """The funding source a stored (kind, ref) names: a wallet, or the fund."""
+        """The funding source a stored (kind, ref) names: a wallet, or the fund (by instant
+        or standard redemption)."""
         if kind == "wallet" and ref.isdigit():
             return WalletSource(int(ref), ledger=self.config.money_ledger)
-        if kind == "fund":
+        redemption = fund_redemption(kind)
+        if redemption is not None:
             if self.fund is None:
                 raise InvalidRequest("this marketplace has no money-market fund")
-            return FundSource(self.fund, ref)
+            return FundSource(self.fund, ref, redemption=redemption)
         raise InvalidRequest(f"unknown funding source {kind!r}")
 
     # ----------------------------------------------------------------- reservations
@@ -701,16 +713,17 @@ class Marketplace:
 
     def fund_guard(self, purchases: Sequence[Purchase]) -> AbstractContextManager[None]:
         """The fund's snapshot gate when a batch touches fund shares (posts move them)."""
-        if self.fund is not None and any(p.source_kind == "fund" for p in purchases):
+        if self.fund is not None and any(fund_redemption(p.source_kind) for p in purchases):
             return self.fund.gate.order()
         return nullcontext()
 
     def release_fund_holds(self, purchases: Sequence[Purchase]) -> int:
         """After their legs were voided: give back the fund's T+0 limits that fund-funded
-        purchases held (idempotent; the fund checks each leg is voided in the ledger)."""
+        purchases held, and let the fund forget their redemptions, instant or standard
+        (idempotent; the fund checks each leg is voided in the ledger)."""
         if self.fund is None:
             return 0
-        legs = [leg for p in purchases if p.source_kind == "fund" for leg in p.source_legs]
+        legs = [leg for p in purchases if fund_redemption(p.source_kind) for leg in p.source_legs]
         return self.fund.release_voided(legs) if legs else 0
 
     def submit_run_transfers(

@@ -21,6 +21,7 @@ from formicary.wealth.errors import (
     NotDue,
     NotOnSale,
     SoldOut,
+    StandardRedemptionTooLate,
 )
 from formicary.wealth.ledger_ids import (
     AccountKind,
@@ -148,7 +149,7 @@ def _fill(market: Marketplace, product: Product, reservation: Reservation) -> tu
             continue  # manual buyers took some meanwhile: look again
         except NotOnSale as error:
             return 0, str(error)
-        except (InsufficientFunds, InvalidRequest) as error:
+        except (InsufficientFunds, InvalidRequest, StandardRedemptionTooLate) as error:
             _skip(market, product, current, fill, str(error))
             return 0, str(error)
         return fill, ""

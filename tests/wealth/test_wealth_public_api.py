@@ -43,6 +43,7 @@ EXPECTED = {
     "Reservation",
     "ReservationStatus",
     "SoldOut",
+    "StandardRedemptionTooLate",
     "TickReport",
     "Vetting",
     "VettingPolicy",
@@ -77,6 +78,7 @@ def test_one_exception_tree() -> None:
         w.NotFound,
         w.NotOnSale,
         w.SoldOut,
+        w.StandardRedemptionTooLate,
     ]
     for error in errors:
         assert issubclass(error, w.WealthError) and error.__doc__
