@@ -5,28 +5,41 @@
     formicary wealth books --product p-1          # a product's ledger books, reconciled or not
     formicary wealth reservations --user alice    # auto-reservations (预约)
     formicary wealth tick                         # run what is due now: closes, maturities
+    formicary wealth issuers                      # issuers, their figures and vetting verdict
+    formicary wealth issuer-add --issuer icbc --name ICBC --kind bank --total-assets-yuan ...
+    formicary wealth whitelist --issuer x [--remove]
+    formicary wealth list-product --product p-1 --issuer icbc ...   # prints the product id
+    formicary wealth buy --product p-1 --user alice --wallet 1000 --amount-yuan 1000.00
+    formicary wealth reserve --user alice --wallet 1000 --amount-yuan ... --term-min-days ...
+    formicary wealth cancel-reservation --reservation 1
 
 The operator commands open the marketplace exactly as the server does (`WealthHost`): the same
 `--database-url` ledger, the same `--wealth-dir` state file, and the server's money-market fund
-in `--funds-dir`. The ledger has one writer: run them while the server is stopped.
+in `--funds-dir`. The ledger has one writer: run them while the server is stopped. The write
+commands make the same domain calls as the HTTP routes (formicary/api/wealth_routes.py), so
+they apply the same rules; money is typed in yuan (at most two decimals) and becomes int fen
+through Decimal, never a float.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from formicary.wealth import Marketplace, TickReport
+    from formicary.wealth import Issuer, Marketplace, Payout, TickReport, Vetting
 
 __all__ = ["app"]
 
@@ -43,6 +56,13 @@ DEFAULT_FUNDS_DIR = Path("formicary-funds")
 STORE_FILE = "wealth.db"
 _PRODUCT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _USER_ID_MAX = 128
+# Yuan as typed: digits (or groups of three separated by commas), at most two decimals.
+_YUAN = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,20})(?:\.[0-9]{1,2})?")
+# A decimal percent, as the HTTP route takes a solvency ratio (wealth_wire.Percent).
+_PERCENT = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_SOURCES = ("wallet", "fund")
+_T = TypeVar("_T")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -70,9 +90,28 @@ FundsDir = Annotated[
     ),
 ]
 
+Wallet = Annotated[
+    str | None,
+    typer.Option(
+        "--wallet",
+        help="the user's wallet account id: it pays (unless --source fund) and is paid out",
+        show_default=False,
+    ),
+]
+FundNo = Annotated[
+    str | None,
+    typer.Option(
+        "--fund-no",
+        help="the money-market fund of --source fund (default: the server's)",
+        metavar="NO",
+        show_default=False,
+    ),
+]
+
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]{message}[/red]", highlight=False)
+    # Escaped: a message may quote what the user typed, which must not be read as markup.
+    console.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -324,7 +363,7 @@ def reservations_command(
     with _open(database_url, wealth_dir, funds_dir) as market:
         found = market.reservations(user)
         now_ns = market.clock_ns()
-    whose = f" of {user}" if user is not None else ""
+    whose = f" of {escape(user)}" if user is not None else ""
     if not found:
         console.print(f"no reservations{whose}", highlight=False)
         return
@@ -347,13 +386,13 @@ def reservations_command(
         expires = datetime.fromtimestamp(r.expires_ns // 10**9, BEIJING)
         table.add_row(
             str(r.reservation_no),
-            r.user_id,
+            escape(r.user_id),
             f"{r.term_min_days}-{r.term_max_days} d",
             f"{yield_percent(r.min_yield_bp)}%",
             _yuan(r.amount_fen),
             _yuan(r.filled_fen),
             _yuan(r.open_fen),
-            f"{r.source_kind} {r.source_ref}",
+            escape(f"{r.source_kind} {r.source_ref}"),
             f"{r.payout.wallet_account_id}" + (" → fund" if r.payout.into_fund else ""),
             _when(expires) + (" (past)" if r.expires_ns <= now_ns else ""),
             r.status,
@@ -415,6 +454,588 @@ def _print_tick(report: TickReport) -> None:
         or report.shortfalls
     ):
         say("nothing was due")
+
+
+# ----------------------------------------------------------------- issuers, listing, buying
+
+
+@app.command("issuers")
+def issuers_command(
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """The issuers: their figures, settlement account, whitelisting and vetting verdict now."""
+    from formicary.api.wealth_routes import _issuer_out
+
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        found = [(i, _issuer_out(market, i.issuer_id)) for _, i in market.store.issuers()]
+    if not found:
+        _say("no issuers")
+        return
+    table = Table(title="issuers")
+    for name in ("issuer", "name", "kind", "figures", "whitelisted", "account", "vetting", "why"):
+        table.add_column(name, justify="right" if name == "account" else "left")
+    for issuer, out in found:
+        verdict = out.vetting
+        table.add_row(
+            issuer.issuer_id,
+            escape(issuer.name),
+            out.kind,
+            _figures(issuer),
+            "yes" if out.whitelisted else "no",
+            out.account_id,
+            ("[green]passes[/green] " if verdict.passed else "[red]fails[/red] ") + verdict.rule,
+            verdict.reason,
+        )
+    console.print(table)
+    passed = sum(out.vetting.passed for _, out in found)
+    _say(f"{len(found)} issuer{'' if len(found) == 1 else 's'}, {passed} may list products")
+
+
+@app.command("issuer-add")
+def issuer_add_command(
+    issuer: Annotated[
+        str | None,
+        typer.Option("--issuer", help="the issuer id (letters, digits, '_', '.', '-')"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="its name")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="bank, asset_manager, pc_insurer or other")
+    ] = None,
+    total_assets_yuan: Annotated[
+        str | None,
+        typer.Option(
+            "--total-assets-yuan",
+            help="a bank's total assets in yuan (rule bank_total_assets: more than 200 billion)",
+        ),
+    ] = None,
+    solvency_ratio_pct: Annotated[
+        str | None,
+        typer.Option(
+            "--solvency-ratio-pct",
+            help="a P&C insurer's solvency ratio in percent, e.g. 180.5"
+            " (rule pc_insurer_solvency: more than 150)",
+        ),
+    ] = None,
+    licensed: Annotated[
+        bool,
+        typer.Option(
+            "--licensed",
+            help="an asset management company holds the regulator's licence"
+            " (rule asset_manager_licensed)",
+        ),
+    ] = False,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """Register an issuer (or its new figures) and print its vetting verdict.
+
+    As POST /v1/wealth/issuers: the issuer is recorded either way (so that `whitelist` can admit
+    one of kind other), but one that fails the rule of its kind cannot list products: the rule
+    is named and the command exits 1. Registering again replaces every figure.
+    """
+    from formicary.wealth import Issuer, IssuerKind
+
+    issuer_id = _required(issuer, "--issuer ID")
+    issuer_name = _required(name, "--name NAME")
+    kinds = [k.value for k in IssuerKind]
+    kind_value = _required(kind, "--kind KIND")
+    if kind_value not in kinds:
+        raise _fail(f"unknown kind {kind_value!r}: one of {', '.join(kinds)}")
+    assets = None
+    if total_assets_yuan is not None:
+        assets = _fen(total_assets_yuan, "--total-assets-yuan", minimum=0)
+    ratio = None
+    if solvency_ratio_pct is not None:
+        if not _PERCENT.fullmatch(solvency_ratio_pct):
+            raise _fail(f"--solvency-ratio-pct: not a percent (e.g. 180.5): {solvency_ratio_pct!r}")
+        ratio = Decimal(solvency_ratio_pct)
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        verdict = market.register_issuer(
+            Issuer(
+                issuer_id=issuer_id,
+                name=issuer_name,
+                kind=IssuerKind(kind_value),
+                total_assets_fen=assets,
+                solvency_ratio_pct=ratio,
+                licensed=licensed,
+            )
+        )
+        account = market.issuer_account_id(issuer_id)
+    if not verdict.passed:
+        raise _fail(f"issuer {issuer_id} recorded but {_verdict(verdict)}")
+    _say(
+        f"issuer {issuer_id} ({kind_value}) recorded, settlement account {account}:"
+        f" {_verdict(verdict)}"
+    )
+
+
+@app.command("whitelist")
+def whitelist_command(
+    issuer: Annotated[str | None, typer.Option("--issuer", help="the issuer id")] = None,
+    note: Annotated[str, typer.Option("--note", help="why (at most 500 characters)")] = "",
+    remove: Annotated[bool, typer.Option("--remove", help="take it off the whitelist")] = False,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """Whitelist an issuer (the rule of kind other), or take it off with --remove.
+
+    As POST and DELETE /v1/wealth/issuers/{id}/whitelist, idempotent. A bank, AMC or P&C insurer
+    is still judged by its own rule: whitelisting one that fails it exits 1, naming the rule.
+    Taking an issuer off keeps its listed products listed; new ones are refused.
+    """
+    issuer_id = _required(issuer, "--issuer ID")
+    if len(note) > 500:
+        raise _fail("--note: at most 500 characters")
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        if remove:
+            market.issuer(issuer_id)  # an unknown issuer is refused, as by the HTTP route
+            market.unwhitelist(issuer_id)
+        else:
+            market.whitelist(issuer_id, note)
+        verdict = market.vet_issuer(issuer_id)
+    if remove:
+        done = f"issuer {issuer_id} is off the whitelist"
+    elif verdict.passed:
+        done = f"issuer {issuer_id} whitelisted"
+    else:
+        raise _fail(f"issuer {issuer_id} whitelisted but still {_verdict(verdict)}")
+    _say(f"{done}: {_verdict(verdict)}")
+
+
+@app.command("list-product")
+def list_product_command(
+    product: Annotated[
+        str | None,
+        typer.Option("--product", help="the new product's id (letters, digits, '_', '.', '-')"),
+    ] = None,
+    issuer: Annotated[str | None, typer.Option("--issuer", help="the issuer id")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="the product's name")] = None,
+    term_days: Annotated[
+        str | None,
+        typer.Option("--term-days", help="the term in calendar days (1..1825)", metavar="DAYS"),
+    ] = None,
+    yield_pct: Annotated[
+        str | None,
+        typer.Option("--yield-pct", help="the expected annual yield in percent, e.g. 4.25"),
+    ] = None,
+    size_yuan: Annotated[str | None, typer.Option("--size-yuan", help="the size, yuan")] = None,
+    min_purchase_yuan: Annotated[
+        str | None, typer.Option("--min-purchase-yuan", help="the minimum purchase, yuan")
+    ] = None,
+    sale_open: Annotated[
+        str | None,
+        typer.Option(
+            "--sale-open",
+            help="the sale opens: YYYY-MM-DD HH:MM, Beijing time unless an offset is given",
+        ),
+    ] = None,
+    sale_close: Annotated[
+        str | None,
+        typer.Option("--sale-close", help="the sale closes (at most 90 days after it opens)"),
+    ] = None,
+    min_raise_yuan: Annotated[
+        str | None,
+        typer.Option(
+            "--min-raise-yuan",
+            help="it launches if at least this much was bought (default: half the size)",
+            show_default=False,
+        ),
+    ] = None,
+    value_date: Annotated[
+        str | None,
+        typer.Option(
+            "--value-date",
+            help="YYYY-MM-DD, interest runs from it (default: the day after the close)",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """List a product and print its id (idempotent by product id).
+
+    As POST /v1/wealth/products: the same checks, and the issuer must pass vetting (else the
+    rule is named, exit 1). If the sale is open already, matching auto-reservations buy at once.
+    """
+    from formicary.wealth import NotFound, ProductTerms, yield_percent
+
+    product_id = _product_id(product)
+    terms = ProductTerms(
+        product_id=product_id,
+        issuer_id=_required(issuer, "--issuer ID"),
+        name=_required(name, "--name NAME"),
+        term_days=_int(_required(term_days, "--term-days DAYS"), "--term-days"),
+        yield_bp=_bp(_required(yield_pct, "--yield-pct PERCENT"), "--yield-pct"),
+        size_fen=_fen(_required(size_yuan, "--size-yuan YUAN"), "--size-yuan"),
+        min_purchase_fen=_fen(
+            _required(min_purchase_yuan, "--min-purchase-yuan YUAN"), "--min-purchase-yuan"
+        ),
+        sale_open=_sale_time(_required(sale_open, "--sale-open TIME"), "--sale-open"),
+        sale_close=_sale_time(_required(sale_close, "--sale-close TIME"), "--sale-close"),
+        min_raise_fen=None if min_raise_yuan is None else _fen(min_raise_yuan, "--min-raise-yuan"),
+        value_date=None if value_date is None else _day(value_date, "--value-date"),
+    )
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        try:
+            market.product(product_id)
+            again = True
+        except NotFound:
+            again = False
+        listed = market.list_product(terms)
+        books = market.books(product_id)
+    t = listed.terms
+    first = f"{product_id} was listed already with these terms" if again else f"listed {product_id}"
+    _say(
+        f"{first}: {escape(t.name)} by {t.issuer_id},"
+        f" {t.term_days} d at {yield_percent(t.yield_bp)}% a year"
+    )
+    _say(
+        f"size {_yuan(t.size_fen)} yuan, minimum purchase {_yuan(t.min_purchase_fen)} yuan,"
+        f" launches with {_yuan(t.launch_min_fen())} yuan raised"
+    )
+    _say(
+        f"sale {_when(t.sale_open)} → {_when(t.sale_close)} (Beijing), value date"
+        f" {t.value_day()}, maturity {t.maturity_day()}"
+    )
+    _say(
+        f"sold {_yuan(books['quota_subscribed_fen'])} yuan, remaining"
+        f" {_yuan(books['quota_remaining_fen'])} yuan; status {listed.status}"
+    )
+
+
+@app.command("buy")
+def buy_command(
+    product: Annotated[str | None, typer.Option("--product", help="the product id")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="the buyer's user id")] = None,
+    wallet: Wallet = None,
+    amount_yuan: Annotated[
+        str | None, typer.Option("--amount-yuan", help="the amount, yuan (e.g. 1234.56)")
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="wallet, or fund: the user's money-market fund shares")
+    ] = "wallet",
+    payout: Annotated[
+        str, typer.Option("--payout", help="wallet, or fund: the maturity goes on into the fund")
+    ] = "wallet",
+    fund_no: FundNo = None,
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            "--request-id",
+            help="makes a retry safe: the same id answers the purchase it made"
+            " (default: a new one)",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """Buy a product on sale for a user and print the purchase (pending until the close).
+
+    As POST /v1/wealth/products/{id}/purchases: at least the minimum purchase unless it takes
+    all that remains; paid from --wallet, or (--source fund) by an instant redemption of the
+    user's fund shares within the fund's T+0 limits.
+    """
+    from formicary.api.wealth_routes import _payout, _source
+
+    product_id = _product_id(product)
+    user_id = _user(user)
+    wallet_id = _wallet(wallet)
+    amount = _fen(_required(amount_yuan, "--amount-yuan YUAN"), "--amount-yuan")
+    source_kind = _choice(source, "--source")
+    payout_kind = _choice(payout, "--payout")
+    fund = _fund_no(fund_no, source_kind)
+    request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        funding = _source(market, source_kind, fund, user_id, wallet_id)
+        bought = market.purchase(
+            product_id,
+            user_id,
+            amount,
+            funding,
+            request,
+            payout=_payout(market, payout_kind, fund, wallet_id),
+        )
+        t = market.product(product_id).terms
+    interest = t.interest_for(bought.amount_fen)
+    replayed = " (replayed: this request id was applied before)" if bought.replayed else ""
+    _say(
+        f"purchase {bought.purchase_no}{replayed}: {escape(user_id)} bought"
+        f" {_yuan(bought.amount_fen)} yuan of {product_id} from"
+        f" {_source_text(bought.source_kind, bought.source_ref)};"
+        f" {bought.status} until the sale closes {_when(t.sale_close)}"
+    )
+    _say(
+        f"if it launches: principal {_yuan(bought.amount_fen)} + interest {_yuan(interest)} ="
+        f" {_yuan(bought.amount_fen + interest)} yuan on {t.maturity_day()} to"
+        f" {_payout_text(bought.payout)}"
+    )
+    _say(f"request id {escape(request)}")
+
+
+@app.command("reserve")
+def reserve_command(
+    user: Annotated[str | None, typer.Option("--user", help="the user id")] = None,
+    wallet: Wallet = None,
+    amount_yuan: Annotated[
+        str | None, typer.Option("--amount-yuan", help="buy up to this much in all, yuan")
+    ] = None,
+    term_min_days: Annotated[
+        str | None,
+        typer.Option("--term-min-days", help="the shortest term wanted, days", metavar="DAYS"),
+    ] = None,
+    term_max_days: Annotated[
+        str | None,
+        typer.Option("--term-max-days", help="the longest term wanted, days", metavar="DAYS"),
+    ] = None,
+    min_yield_pct: Annotated[
+        str, typer.Option("--min-yield-pct", help="the lowest yield wanted, percent")
+    ] = "0",
+    valid_days: Annotated[
+        str | None,
+        typer.Option(
+            "--valid-days",
+            metavar="DAYS",
+            help="how long it stays open (default 30, at most 180)",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="wallet, or fund: the user's money-market fund shares")
+    ] = "wallet",
+    payout: Annotated[
+        str, typer.Option("--payout", help="wallet, or fund: maturities go on into the fund")
+    ] = "wallet",
+    fund_no: FundNo = None,
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            "--request-id",
+            help="makes a retry safe: the same id answers the reservation it made"
+            " (default: a new one)",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """Create an auto-reservation (预约) and print it.
+
+    As POST /v1/wealth/reservations: every product that opens from now on with a term in
+    [--term-min-days, --term-max-days] and at least --min-yield-pct buys up to the rest of
+    --amount-yuan, first come first served. Products on sale already are not matched.
+    """
+    from formicary.api.wealth_routes import _payout, _source
+    from formicary.wealth import yield_percent
+    from formicary.wealth.terms import BEIJING
+
+    user_id = _user(user)
+    wallet_id = _wallet(wallet)
+    amount = _fen(_required(amount_yuan, "--amount-yuan YUAN"), "--amount-yuan")
+    shortest = _int(_required(term_min_days, "--term-min-days DAYS"), "--term-min-days")
+    longest = _int(_required(term_max_days, "--term-max-days DAYS"), "--term-max-days")
+    days = None if valid_days is None else _int(valid_days, "--valid-days")
+    min_yield = _bp(min_yield_pct, "--min-yield-pct")
+    source_kind = _choice(source, "--source")
+    payout_kind = _choice(payout, "--payout")
+    fund = _fund_no(fund_no, source_kind)
+    request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        made = market.reserve(
+            user_id,
+            request,
+            term_min_days=shortest,
+            term_max_days=longest,
+            min_yield_bp=min_yield,
+            amount_fen=amount,
+            source=_source(market, source_kind, fund, user_id, wallet_id),
+            payout=_payout(market, payout_kind, fund, wallet_id),
+            valid_days=days,
+        )
+    expires = datetime.fromtimestamp(made.expires_ns // 10**9, BEIJING)
+    replayed = " (replayed: this request id was applied before)" if made.replayed else ""
+    _say(
+        f"reservation {made.reservation_no}{replayed} of {escape(user_id)}:"
+        f" {made.term_min_days}-{made.term_max_days} d at {yield_percent(made.min_yield_bp)}% or"
+        f" more, up to {_yuan(made.amount_fen)} yuan from"
+        f" {_source_text(made.source_kind, made.source_ref)}, paid out to"
+        f" {_payout_text(made.payout)}"
+    )
+    _say(
+        f"{made.status}: bought {_yuan(made.filled_fen)} yuan, open {_yuan(made.open_fen)} yuan;"
+        f" expires {_when(expires)} (Beijing)"
+    )
+    _say(f"request id {escape(request)}")
+
+
+@app.command("cancel-reservation")
+def cancel_reservation_command(
+    reservation: Annotated[
+        str | None, typer.Option("--reservation", help="the reservation number", metavar="NO")
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="its owner, checked (default: whoever owns it)"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
+    funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
+) -> None:
+    """Cancel an auto-reservation; what it bought stays bought.
+
+    As POST /v1/wealth/reservations/{no}/cancel (the user is notified). One expired or
+    cancelled already is left unchanged.
+    """
+    from formicary.wealth import ReservationStatus
+
+    number = _int(_required(reservation, "--reservation NO"), "--reservation", low=1, high=2**62)
+    if user is not None:
+        _user(user)
+    with _open(database_url, wealth_dir, funds_dir) as market:
+        before = market.reservation(number)
+        owner = before.user_id if user is None else user
+        after = market.cancel_reservation(owner, number)
+    bought = f"{_yuan(after.filled_fen)} of {_yuan(after.amount_fen)} yuan was bought"
+    ended = (ReservationStatus.CANCELLED, ReservationStatus.EXPIRED)
+    if before.status in ended:
+        outcome = f"was {before.status} already, unchanged: {bought}"
+    else:
+        outcome = f"cancelled: {bought}" + (" (it stays bought)" if after.filled_fen else "")
+    _say(f"reservation {number} of {escape(owner)} {outcome}")
+
+
+def _say(line: str) -> None:
+    """One line of output: never wrapped by rich (the terminal wraps it, a pipe keeps it)."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def _required(value: _T | None, flag: str) -> _T:
+    if value is None:
+        raise _fail(f"missing {flag}")
+    return value
+
+
+def _user(value: str | None) -> str:
+    user = _required(value, "--user USER")
+    if not 0 < len(user) <= _USER_ID_MAX:
+        raise _fail(f"a user id is 1 to {_USER_ID_MAX} characters")
+    return user
+
+
+def _wallet(value: str | None) -> int:
+    """A wallet's ledger account id, as the HTTP route reads `wallet_account_id`."""
+    from formicary.api.wire import InvalidField, parse_id
+
+    text = _required(value, "--wallet ACCOUNT")
+    if not (text.isascii() and text.isdigit()):
+        raise _fail(f"--wallet: not a ledger account id (decimal digits): {text!r}")
+    try:
+        return parse_id(text, "--wallet")
+    except InvalidField as error:
+        raise _fail(str(error)) from error
+
+
+def _int(text: str, flag: str, *, low: int | None = None, high: int | None = None) -> int:
+    """A whole number as typed; the domain checks its range unless `low`/`high` are given."""
+    value = text.strip()
+    if not _INTEGER.fullmatch(value):
+        raise _fail(f"{flag}: not a whole number: {text!r}")
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise _fail(f"{flag} must be {low} to {high}, got {number}")
+    return number
+
+
+def _fund_no(text: str | None, source: str) -> int | None:
+    """--fund-no names the fund a purchase is paid from (as the HTTP route's `fund_no`)."""
+    if text is None:
+        return None
+    if source != "fund":
+        raise _fail("--fund-no names the fund of --source fund")
+    return _int(text, "--fund-no", low=1, high=4095)
+
+
+def _fen(text: str, flag: str, *, minimum: int = 1) -> int:
+    """Yuan as typed (1234.56 or 1,234.56; at most two decimals) as int fen, by Decimal."""
+    value = text.strip()
+    if not _YUAN.fullmatch(value):
+        raise _fail(f"{flag}: not an amount of yuan with at most 2 decimals: {text!r}")
+    fen = int(Decimal(value.replace(",", "")) * 100)
+    if fen < minimum:
+        raise _fail(f"{flag} must be at least {_yuan(minimum)} yuan, got {text}")
+    return fen
+
+
+def _bp(text: str, flag: str) -> int:
+    """A percent as typed (4.25) as basis points, by the domain's own conversion."""
+    from formicary.wealth import WealthError, yield_bp_from_percent
+
+    try:
+        return yield_bp_from_percent(text.strip())
+    except WealthError as error:
+        raise _fail(f"{flag}: {error}") from error
+
+
+def _choice(value: str, flag: str) -> str:
+    if value not in _SOURCES:
+        raise _fail(f"unknown {flag} {value!r}: one of {', '.join(_SOURCES)}")
+    return value
+
+
+def _sale_time(text: str, flag: str) -> datetime:
+    """An ISO date-time; without an offset it is Beijing time (ProductTerms reads it so)."""
+    from formicary.api.wealth_routes import _YEAR_MAX, _YEAR_MIN
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise _fail(
+            f"{flag}: not a date-time (YYYY-MM-DD HH:MM, Beijing time unless an offset"
+            f" follows): {text!r}"
+        ) from error
+    if not _YEAR_MIN <= value.year <= _YEAR_MAX:
+        raise _fail(f"{flag} must be in the years {_YEAR_MIN} to {_YEAR_MAX}")
+    return value
+
+
+def _day(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as error:
+        raise _fail(f"{flag}: not a date (YYYY-MM-DD): {text!r}") from error
+
+
+def _figures(issuer: Issuer) -> str:
+    """The figures vetting reads, those the issuer reported."""
+    parts = []
+    if issuer.total_assets_fen is not None:
+        parts.append(f"total assets {_yuan(issuer.total_assets_fen)} yuan")
+    if issuer.solvency_ratio_pct is not None:
+        parts.append(f"solvency ratio {issuer.solvency_ratio_pct}%")
+    if issuer.licensed or issuer.kind == "asset_manager":
+        parts.append("licensed" if issuer.licensed else "not licensed")
+    return ", ".join(parts) or "-"
+
+
+def _verdict(verdict: Vetting) -> str:
+    how = "passes" if verdict.passed else "refused by"
+    return f"{how} rule {verdict.rule}: {verdict.reason}"
+
+
+def _source_text(kind: str, ref: str) -> str:
+    return f"wallet {ref}" if kind == "wallet" else f"the fund shares of {escape(ref)}"
+
+
+def _payout_text(payout: Payout) -> str:
+    into = ", then into the fund" if payout.into_fund else ""
+    return f"wallet {payout.wallet_account_id}{into}"
 
 
 def _product_id(value: str | None) -> str:
