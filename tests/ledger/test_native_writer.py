@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,12 +17,16 @@ from hypothesis import strategies as st
 from formicary.ledger import native
 from formicary.ledger.engine import BatchOutcome
 from formicary.ledger.sqlite_store import (
+    _INSERT_RUN,
     _INSERT_TRANSFERS,
     _TRANSFER_FIELDS,
     SQLiteStore,
+    _group_postings,
+    _int,
     _python_transfer_rows,
     _PythonTransactions,
 )
+from formicary.ledger.sqlite_store import _u128 as _stored
 from formicary.ledger.store import StoreError
 from formicary.ledger.types import AMOUNT_MAX, ID_MAX, Account, Transfer
 
@@ -210,3 +215,66 @@ def test_a_failed_commit_is_a_store_error_and_leaves_nothing(tmp_path: Path) -> 
         store.commit(_outcome())  # the same timestamps again: primary keys collide
     assert len(list(store.load_log())) == 3
     store.close()
+
+
+_RUNS = (
+    "CREATE TABLE runs (account_id ANY NOT NULL, timestamp_first INTEGER NOT NULL,"
+    " timestamp_last INTEGER NOT NULL, timestamps BLOB NOT NULL,"
+    " PRIMARY KEY (account_id, timestamp_first)) STRICT, WITHOUT ROWID"
+)
+_POSTINGS = "SELECT ts, a, b FROM log WHERE ts > ?1 AND ts <= ?2 ORDER BY ts"
+_ACCOUNT_IDS = st.one_of(st.integers(0, 2**63 - 1), st.integers(2**63, ID_MAX))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_ACCOUNT_IDS, _ACCOUNT_IDS), max_size=300),
+    window=st.tuples(st.integers(0, 320), st.integers(0, 320)),
+)
+def test_postings_are_grouped_as_the_python_reference_groups_them(
+    rows: list[tuple[int, int]], window: tuple[int, int]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        dumps = []
+        for name in ("native", "python"):
+            conn = sqlite3.connect(f"{tmp}/{name}.db", isolation_level=None)
+            conn.execute("CREATE TABLE log (ts INTEGER PRIMARY KEY, a ANY, b ANY) STRICT")
+            conn.execute(_RUNS)
+            conn.executemany(
+                "INSERT INTO log VALUES (?, ?, ?)",
+                [(ts, _stored(a), _stored(b)) for ts, (a, b) in enumerate(rows, 1)],
+            )
+            if name == "native":
+                writer = native.sqlite_writer(f"{tmp}/{name}.db")
+                read = writer.group_postings(_POSTINGS, window, _INSERT_RUN)
+                writer.close()
+            else:
+                read = _group_postings(conn, _POSTINGS, window, _INSERT_RUN)
+            dumps.append((read, conn.execute("SELECT * FROM runs").fetchall()))
+            conn.close()
+        assert dumps[0] == dumps[1]
+        read, runs = dumps[0]
+        low, high = window
+        assert read == len(rows[low:high])
+        # Every side of every row in the window is in its account's run, once, in order.
+        expected: dict[int, list[int]] = {}
+        for ts, (a, b) in enumerate(rows[low:high], low + 1):
+            for account in dict.fromkeys((a, b)):
+                expected.setdefault(account, []).append(ts)
+        got = {
+            _int(account): np.frombuffer(packed, "<i8").tolist()
+            for account, first, last, packed in runs
+            if [first, last] == np.frombuffer(packed, "<i8")[[0, -1]].tolist()
+        }
+        assert got == expected
+        assert [_int(r[0]) for r in runs] == sorted(expected, key=lambda a: (a >= 2**63, a))
+
+
+def test_group_postings_refuses_an_account_that_is_not_an_id(tmp_path: Path) -> None:
+    writer = native.sqlite_writer(str(tmp_path / "x.db"))
+    writer.execute("CREATE TABLE log (ts INTEGER PRIMARY KEY, a ANY, b ANY) STRICT")
+    writer.execute(_RUNS)
+    writer.execute("INSERT INTO log VALUES (1, 'text', 2)")
+    with pytest.raises(sqlite3.OperationalError, match="neither an INTEGER nor a 16-byte BLOB"):
+        writer.group_postings(_POSTINGS, (0, 9), _INSERT_RUN)
+    writer.close()
