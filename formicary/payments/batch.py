@@ -24,16 +24,20 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
+import numpy as np
 
 from formicary.ledger import BATCH_EVENTS_MAX, LedgerError, Transfer, TransferFlags
 from formicary.payments.chart import (
     CNY,
+    ENTITY_MAX,
     FEE_INCOME_ID,
     TRANSFER_SPACE,
     Op,
@@ -68,6 +72,13 @@ _COUPON_CODE = int(TransferCode.COUPON)
 _FEE_CODE = int(TransferCode.FEE)
 # Ledger batches in flight: the next is built while the ledger commits the previous ones.
 _IN_FLIGHT = 3
+# Items per ledger batch: at most three legs each, so a chunk's chains fill one ledger batch.
+_CHUNK_ITEMS = BATCH_EVENTS_MAX // 3
+# Per leg of a chain (payer, coupon, fee): its number in the transfer id and its code.
+_LEG_NUMBERS = np.array([_PAYER, _COUPON, _FEE], np.uint64)
+_LEG_CODES = np.array([_PAYMENT, _COUPON_CODE, _FEE_CODE], np.int64)
+_USER_BASE = np.uint64(user_wallet_id(0))
+_BUDGET_BASE = np.uint64(campaign_budget_id(0))
 
 
 class BatchItem(msgspec.Struct, frozen=True, array_like=True):
@@ -127,9 +138,21 @@ class PaymentBatches:
             raise InvalidRequest("batch key must be a string of 1 to 128 characters")
         if not 0 < len(items) <= BATCH_ITEMS_MAX:
             raise InvalidRequest(f"a batch holds 1 to {BATCH_ITEMS_MAX} payments")
-        for item in items:
-            if not 0 < item.amount_fen <= AMOUNT_FEN_MAX:
-                raise InvalidRequest(f"amount must be 1 to {AMOUNT_FEN_MAX} fen")
+        columns = _columns(items)
+        user, merchant, amount, campaign = columns
+        if not ((amount > 0) & (amount <= AMOUNT_FEN_MAX)).all():
+            raise InvalidRequest(f"amount must be 1 to {AMOUNT_FEN_MAX} fen")
+        if not (
+            (user > 0)
+            & (user <= ENTITY_MAX)
+            & (merchant > 0)
+            & (merchant <= ENTITY_MAX)
+            & (campaign >= 0)
+            & (campaign <= ENTITY_MAX)
+        ).all():
+            raise InvalidRequest(
+                f"user and merchant ids must be 1 to {ENTITY_MAX}, campaign ids 0 to {ENTITY_MAX}"
+            )
         with self._lock:
             encoded = _ITEMS.encode(list(items))
             row = self._conn.execute(
@@ -150,7 +173,7 @@ class PaymentBatches:
                 return _report(row[0], batch_key, _RESULTS_DECODER.decode(row[2]), True)
             else:
                 batch_no = row[0]  # a crash left it open: resubmit, the ledger dedupes
-        return self._run(batch_no, batch_key, list(items), replayed=row is not None)
+        return self._run(batch_no, batch_key, columns, replayed=row is not None)
 
     def recover(self) -> int:
         """Finish every batch a crash left submitted; returns how many."""
@@ -159,7 +182,8 @@ class PaymentBatches:
                 "SELECT batch_no, batch_key, items FROM payment_batches WHERE state = 'submitted'"
             ).fetchall()
         for batch_no, batch_key, items in open_rows:
-            self._run(batch_no, batch_key, _ITEMS_DECODER.decode(items), replayed=True)
+            decoded = _ITEMS_DECODER.decode(items)
+            self._run(batch_no, batch_key, _columns(decoded), replayed=True)
         return len(open_rows)
 
     def report(self, batch_key: str) -> BatchReport | None:
@@ -174,38 +198,36 @@ class PaymentBatches:
     # ----------------------------------------------------------------- the run
 
     def _run(
-        self, batch_no: int, batch_key: str, items: list[BatchItem], *, replayed: bool
+        self, batch_no: int, batch_key: str, columns: np.ndarray, *, replayed: bool
     ) -> BatchReport:
-        results = ["ok"] * len(items)
-        # A generator: each ledger batch is submitted as soon as its chains are built, so the
-        # ledger applies and commits batch k while the chains of batch k+1 are being built.
-        chains = self._chains(batch_no, items, results)
+        n = columns.shape[1]
+        results = ["ok"] * n
         ledger = self.payments.ctx.ledger.service
-        Spans = list[tuple[int, int, list[Transfer]]]  # (item, first event offset, chain)
-        pending: list[tuple[Spans, Future[list[str]]]] = []
+        builder = _ChainBuilder(self.payments, batch_no)
+        pending: list[tuple[_Chains, Future[list[str]]]] = []
 
-        def settle(spans: Spans, future: Future[list[str]]) -> None:
+        def settle(chains: _Chains, future: Future[list[str]]) -> None:
             try:
                 answers = future.result()
             except LedgerError as error:
                 raise LedgerBusy(f"the ledger did not take the batch: {error}") from error
-            for item, offset, legs in spans:
-                results[item] = _item_result(answers[offset : offset + len(legs)], legs)
+            if answers.count("ok") == len(answers):
+                return  # every chain applied: their items stay "ok"
+            starts = chains.starts
+            for k, item in enumerate(chains.items):
+                first, stop = starts[k], starts[k + 1]
+                results[item] = _item_result(answers[first:stop], chains.events[first:stop])
 
-        events: list[Transfer] = []
-        spans: Spans = []
-        for item, chain in chains:
-            if len(events) + len(chain) > BATCH_EVENTS_MAX:
-                pending.append((spans, ledger.submit_transfers(events)))
-                events, spans = [], []
-                if len(pending) >= _IN_FLIGHT:
-                    settle(*pending.pop(0))
-            spans.append((item, len(events), chain))
-            events.extend(chain)
-        if events:
-            pending.append((spans, ledger.submit_transfers(events)))
-        for spans_, future in pending:
-            settle(spans_, future)
+        # Each chunk of items is one ledger batch, submitted as soon as it is built, so the
+        # ledger applies and commits chunk k while chunk k+1 is being built.
+        for start in range(0, n, _CHUNK_ITEMS):
+            chains = builder.build(columns[:, start : start + _CHUNK_ITEMS], start, results)
+            if chains.events:
+                pending.append((chains, ledger.submit_transfers(chains.events)))
+            if len(pending) >= _IN_FLIGHT:
+                settle(*pending.pop(0))
+        for chains, future in pending:
+            settle(chains, future)
         with self._lock:
             self._conn.execute(
                 "UPDATE payment_batches SET state = 'done', results = ? WHERE batch_no = ?",
@@ -213,98 +235,147 @@ class PaymentBatches:
             )
         return _report(batch_no, batch_key, results, replayed)
 
-    def _chains(
-        self, batch_no: int, items: list[BatchItem], results: list[str]
-    ) -> Iterator[tuple[int, list[Transfer]]]:
-        """Each payable item's chain, in order; items refused before the ledger get their
-        code in `results` instead.
 
-        The hot loop of batch payments (~100k items/s): lookups are cached per merchant and
-        campaign, ids are plain ints OR-ed together, the fee's half-even rounding is inlined
-        (`money.bp_of`), and each leg is built with its final flags.
-        """
-        # merchant id -> (wallet account, fee rate in bp), or None: unknown merchant.
-        merchants: dict[int, tuple[int, int] | None] = {}
-        # campaign id -> the campaign, or None: unknown.
-        campaigns: dict[int, Campaign | None] = {}
-        parties = self.payments.parties
-        # transfer_id(Op.BATCH_PAYMENT, batch_no << 17 | index, leg), built per leg by OR-ing.
+class _Chains(NamedTuple):
+    """One ledger batch of payment chains: `events` in chain order; the chain of item
+    `items[k]` is events[starts[k]:starts[k + 1]]."""
+
+    events: list[Transfer]
+    items: list[int]
+    starts: list[int]
+
+
+class _ChainBuilder:
+    """Builds the chains of one batch, a chunk of items at a time, with numpy.
+
+    For Double-11 volumes this is the payments side's hot loop: the rules are those of
+    `Cashier.pay` for a wallet payment, applied to whole columns (fees with half-even rounding
+    as `money.bp_of`), and only the Transfers themselves are made one by one, by `map` in C.
+    Merchants and campaigns are looked up once per batch.
+    """
+
+    def __init__(self, payments: Payments, batch_no: int) -> None:
         assert 0 < batch_no < 2 ** (40 - _INDEX_BITS), batch_no
-        base = (TRANSFER_SPACE << 56) | (int(Op.BATCH_PAYMENT) << 48) | (batch_no << 25)
-        user_base = user_wallet_id(0)
-        budget_base = campaign_budget_id(0)
-        fee_rates = {name: plan.rate_bp for name, plan in FEE_PLANS.items()}
-        unit = BP_PER_UNIT
-        T = Transfer
-        for index, item in enumerate(items):
-            merchant_id = item.merchant_id
-            if merchant_id in merchants:
-                merchant = merchants[merchant_id]
-            else:
-                found = _or_none(parties.merchant, merchant_id)
-                merchant = merchants[merchant_id] = (
-                    None
-                    if found is None
-                    else (merchant_wallet_id(merchant_id), fee_rates[found.fee_plan])
-                )
-            if merchant is None:
-                results[index] = "unknown_party"
-                continue
-            merchant_wallet, rate_bp = merchant
-            amount = item.amount_fen
-            coupon = 0
-            fee_base = amount
-            campaign_id = item.campaign_id
-            if campaign_id:
-                if campaign_id in campaigns:
-                    campaign = campaigns[campaign_id]
-                else:
-                    campaign = campaigns[campaign_id] = _or_none(
-                        self.payments.campaigns.get, campaign_id
-                    )
-                if campaign is None or not _applies(campaign, item):
-                    results[index] = "coupon_not_applicable"
-                    continue
-                coupon = min(campaign.discount_fen, amount)
-                if campaign.funder_merchant_id is not None:
-                    fee_base = amount - coupon  # a merchant's own discount earns no fee
-            payer = amount - coupon
-            fee, remainder = divmod(fee_base * rate_bp, unit)
-            twice = 2 * remainder
-            if twice > unit or (twice == unit and fee & 1):
-                fee += 1
-            ids = base | (index << 8)
-            # The chain's last leg carries no `linked` flag.
-            legs = []
-            if payer:
-                flags = _LINKED if coupon or fee else 0
-                legs.append(
-                    T(
-                        ids | _PAYER,
-                        user_base | item.user_id,
-                        merchant_wallet,
-                        payer,
-                        CNY,
-                        _PAYMENT,
-                        flags,
-                    )
-                )
-            if coupon:
-                flags = _LINKED if fee else 0
-                legs.append(
-                    T(
-                        ids | _COUPON,
-                        budget_base | campaign_id,
-                        merchant_wallet,
-                        coupon,
-                        CNY,
-                        _COUPON_CODE,
-                        flags,
-                    )
-                )
-            if fee:
-                legs.append(T(ids | _FEE, merchant_wallet, FEE_INCOME_ID, fee, CNY, _FEE_CODE, 0))
-            yield index, legs
+        self._payments = payments
+        # transfer_id(Op.BATCH_PAYMENT, batch_no << 17 | index, leg), built by OR-ing.
+        self._base = (TRANSFER_SPACE << 56) | (int(Op.BATCH_PAYMENT) << 48) | (batch_no << 25)
+        # merchant id -> (wallet account, fee rate in bp), or None: unknown merchant.
+        self._merchants: dict[int, tuple[int, int] | None] = {}
+        # campaign id -> the campaign, or None: unknown.
+        self._campaigns: dict[int, Campaign | None] = {}
+
+    def build(self, columns: np.ndarray, start: int, results: list[str]) -> _Chains:
+        """The chains of the items whose `_columns` are given, the first being item `start`;
+        items refused before the ledger get their code in `results` instead."""
+        user, merchant, amount, campaign = columns
+
+        known, wallet, rate = self._merchant_columns(merchant)
+        has_coupon = campaign != 0
+        c_known, discount, only_merchant, min_order, merchant_funded = self._campaign_columns(
+            campaign
+        )
+        applies = (
+            c_known & ((only_merchant == -1) | (only_merchant == merchant)) & (amount >= min_order)
+        )
+        refused_coupon = known & has_coupon & ~applies
+        payable = known & ~refused_coupon
+        for k in np.flatnonzero(~payable).tolist():
+            results[start + k] = "coupon_not_applicable" if known[k] else "unknown_party"
+
+        coupon = np.where(has_coupon, np.minimum(discount, amount), 0)
+        fee_base = np.where(merchant_funded, amount - coupon, amount)  # no fee on own discount
+        fee, remainder = np.divmod(fee_base * rate, BP_PER_UNIT)
+        fee += (2 * remainder > BP_PER_UNIT) | ((2 * remainder == BP_PER_UNIT) & (fee % 2 == 1))
+
+        rows = np.flatnonzero(payable)
+        money = np.stack([amount - coupon, coupon, fee], axis=1)[rows]
+        present = money > 0
+        # Every leg but the chain's last carries `linked`.
+        last = 2 - np.argmax(present[:, ::-1], axis=1)
+        linked = np.arange(3) < last[:, None]
+        ids = (
+            np.uint64(self._base)
+            | ((rows.astype(np.uint64) + np.uint64(start)) << np.uint64(8))[:, None]
+            | _LEG_NUMBERS
+        )
+        account = wallet[rows]
+        debit = np.stack(
+            [
+                _USER_BASE | user[rows].astype(np.uint64),
+                _BUDGET_BASE | campaign[rows].astype(np.uint64),
+                account,
+            ],
+            axis=1,
+        )
+        credit = np.stack([account, account, np.full_like(account, FEE_INCOME_ID)], axis=1)
+        events = list(
+            map(
+                Transfer,
+                ids[present].tolist(),
+                debit[present].tolist(),
+                credit[present].tolist(),
+                money[present].tolist(),
+                repeat(CNY),
+                np.broadcast_to(_LEG_CODES, present.shape)[present].tolist(),
+                np.where(linked, _LINKED, 0)[present].tolist(),
+            )
+        )
+        starts = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).tolist()
+        return _Chains(events, (rows + start).tolist(), starts)
+
+    def _merchant_columns(self, merchant: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(known, wallet account, fee rate in bp) per item."""
+        ids, inverse = np.unique(merchant, return_inverse=True)
+        found = [self._merchant(m) for m in ids.tolist()]
+        known = np.array([f is not None for f in found])[inverse]
+        wallet = np.array([f[0] if f else 0 for f in found], np.uint64)[inverse]
+        rate = np.array([f[1] if f else 0 for f in found], np.int64)[inverse]
+        return known, wallet, rate
+
+    def _merchant(self, merchant_id: int) -> tuple[int, int] | None:
+        if merchant_id not in self._merchants:
+            found = _or_none(self._payments.parties.merchant, merchant_id)
+            self._merchants[merchant_id] = (
+                None
+                if found is None
+                else (merchant_wallet_id(merchant_id), FEE_PLANS[found.fee_plan].rate_bp)
+            )
+        return self._merchants[merchant_id]
+
+    def _campaign_columns(self, campaign: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(usable, discount, the only merchant or -1, minimum order, merchant-funded) per
+        item; campaign 0 (none) is unusable with no discount."""
+        ids, inverse = np.unique(campaign, return_inverse=True)
+        found = [self._campaign(c) if c else None for c in ids.tolist()]
+        usable = [c is not None and c.state == CampaignState.ACTIVE for c in found]
+        return (
+            np.array(usable)[inverse],
+            np.array([c.discount_fen if c else 0 for c in found], np.int64)[inverse],
+            np.array(
+                [-1 if c is None or c.merchant_id is None else c.merchant_id for c in found],
+                np.int64,
+            )[inverse],
+            np.array([c.min_order_fen if c else 0 for c in found], np.int64)[inverse],
+            np.array([bool(c and c.funder_merchant_id is not None) for c in found])[inverse],
+        )
+
+    def _campaign(self, campaign_id: int) -> Campaign | None:
+        if campaign_id not in self._campaigns:
+            self._campaigns[campaign_id] = _or_none(self._payments.campaigns.get, campaign_id)
+        return self._campaigns[campaign_id]
+
+
+def _columns(items: Sequence[BatchItem]) -> np.ndarray:
+    """The items as four int64 rows: user ids, merchant ids, amounts, campaign ids."""
+    try:
+        return np.stack(
+            [np.fromiter(map(field, items), np.int64, len(items)) for field in _ITEM_FIELDS]
+        )
+    except (OverflowError, TypeError, ValueError) as error:
+        raise InvalidRequest(f"a batch item's ids and amount must be integers: {error}") from None
+
+
+_ITEM_FIELDS = tuple(map(attrgetter, ("user_id", "merchant_id", "amount_fen", "campaign_id")))
 
 
 def _item_result(answers: list[str], legs: list[Transfer]) -> str:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from formicary.payments import CampaignKind, IdempotencyConflict, InvalidRequest, Payments
-from formicary.payments.batch import BATCH_ITEMS_MAX, BatchItem, PaymentBatches
+from formicary.payments.batch import (
+    BATCH_ITEMS_MAX,
+    BatchItem,
+    PaymentBatches,
+    _ChainBuilder,
+    _columns,
+)
 from formicary.payments.chart import FEE_INCOME_ID, merchant_wallet_id, user_wallet_id
 from formicary.payments.money import FEE_PLANS, bp_of
 from tests.payments.world import World
@@ -89,8 +95,8 @@ def test_a_batch_left_open_by_a_crash_is_finished_once(
     crashed.pay("c", items)
     crashed.close()
     half = PaymentBatches(payments, tmp_path / "crash.db")
-    chains = half._chains(1, items[:5], ["ok"] * 5)
-    payments.ctx.ledger.service.create_transfers([t for _, chain in chains for t in chain])
+    chains = _ChainBuilder(payments, 1).build(_columns(items[:5]), 0, ["ok"] * 5)
+    payments.ctx.ledger.service.create_transfers(chains.events)
     assert half.recover() == 1
     report = half.report("c")
     assert report is not None and report.results == ["ok"] * 10
@@ -106,6 +112,10 @@ def test_a_batch_left_open_by_a_crash_is_finished_once(
         ("k", []),
         ("k", [BatchItem(1, 1, 0)]),
         ("k", [BatchItem(1, 1, -5)]),
+        ("k", [BatchItem(0, 1, 100)]),
+        ("k", [BatchItem(1, 2**40, 100)]),
+        ("k", [BatchItem(1, 1, 100, -1)]),
+        ("k", [BatchItem(2**64, 1, 100)]),
         ("k", [BatchItem(1, 1, 100)] * (BATCH_ITEMS_MAX + 1)),
     ],
 )
