@@ -64,9 +64,7 @@ from formicary.funds import (
 from formicary.funds import LedgerUnavailable as FundLedgerUnavailable
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.wealth import (
-    FundingSource,
     FundLimitExceeded,
-    FundSource,
     InsufficientFunds,
     InvalidRequest,
     Issuer,
@@ -76,7 +74,6 @@ from formicary.wealth import (
     Marketplace,
     NotFound,
     NotOnSale,
-    Payout,
     Product,
     ProductStatus,
     ProductTerms,
@@ -84,12 +81,11 @@ from formicary.wealth import (
     Reservation,
     SoldOut,
     StandardRedemptionTooLate,
-    WalletSource,
     WealthError,
     WealthStore,
     yield_percent,
 )
-from formicary.wealth.funding import fund_redemption
+from formicary.wealth.funding import fund_redemption, funding_source, payout_for
 from formicary.wealth.terms import BEIJING
 
 __all__ = ["DEFAULT_WEALTH_DIR", "WEALTH_DIR_ENV", "WealthHost", "wealth_routes"]
@@ -224,43 +220,6 @@ async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise _problem(error) from error
     except FundError as error:
         raise _fund_problem(error) from error
-
-
-def _source(
-    market: Marketplace,
-    kind: str,
-    fund_no: int | None,
-    user_id: str,
-    wallet: int,
-    redemption: str = "instant",
-) -> FundingSource:
-    """The funding source a request names: its wallet, or the user's shares in the fund,
-    redeemed instantly (T+0) or by a standard (T+1) redemption."""
-    if kind == "wallet":
-        if fund_no is not None:
-            raise InvalidRequest("fund_no names the fund of a purchase with source `fund`")
-        if redemption != "instant":
-            raise InvalidRequest("redemption names how a purchase with source `fund` redeems")
-        return WalletSource(wallet, ledger=market.config.money_ledger)
-    fund = _fund_of(market, fund_no)
-    return FundSource(fund, user_id, redemption=redemption)
-
-
-def _payout(market: Marketplace, kind: str, fund_no: int | None, wallet: int) -> Payout:
-    if kind == "fund":
-        _fund_of(market, fund_no)
-    return Payout(wallet, into_fund=kind == "fund")
-
-
-def _fund_of(market: Marketplace, fund_no: int | None) -> MoneyMarketFund:
-    fund = market.fund
-    if fund is None:
-        raise InvalidRequest("this server's marketplace has no money-market fund")
-    if fund_no is not None and fund_no != fund.config.fund_no:
-        raise NotFound(
-            f"fund {fund_no} does not exist (this marketplace uses fund {fund.config.fund_no})"
-        )
-    return fund
 
 
 def _sale_time(value: datetime, name: str) -> datetime:
@@ -576,10 +535,10 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
         wallet = wallet_account_id(data.wallet_account_id)
 
         def buy() -> Purchase:
-            source = _source(
+            source = funding_source(
                 market, data.source, data.fund_no, data.user_id, wallet, data.redemption
             )
-            payout = _payout(market, data.payout, data.fund_no, wallet)
+            payout = payout_for(market, data.payout, data.fund_no, wallet)
             return market.purchase(
                 product_id, data.user_id, data.amount, source, data.request_id, payout=payout
             )
@@ -652,10 +611,10 @@ def wealth_routes(host: WealthHost) -> list[HTTPRouteHandler]:
                 term_max_days=data.term_max_days,
                 min_yield_bp=data.min_yield_bp,
                 amount_fen=data.amount_fen,
-                source=_source(
+                source=funding_source(
                     market, data.source, data.fund_no, data.user_id, wallet, data.redemption
                 ),
-                payout=_payout(market, data.payout, data.fund_no, wallet),
+                payout=payout_for(market, data.payout, data.fund_no, wallet),
                 valid_days=data.valid_days,
             )
 

@@ -10,6 +10,7 @@
     formicary wealth whitelist --issuer x [--remove]
     formicary wealth list-product --product p-1 --issuer icbc ...   # prints the product id
     formicary wealth buy --product p-1 --user alice --wallet 1000 --amount-yuan 1000.00
+    formicary wealth buy ... --source fund --redemption standard   # a T+1 fund redemption
     formicary wealth reserve --user alice --wallet 1000 --amount-yuan ... --term-min-days ...
     formicary wealth cancel-reservation --reservation 1
 
@@ -62,6 +63,7 @@ _YUAN = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,20})(?:\.[0-9]{1,2})?")
 _PERCENT = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 _SOURCES = ("wallet", "fund")
+_REDEMPTIONS = ("instant", "standard")
 _T = TypeVar("_T")
 
 DatabaseUrl = Annotated[
@@ -105,6 +107,14 @@ FundNo = Annotated[
         help="the money-market fund of --source fund (default: the server's)",
         metavar="NO",
         show_default=False,
+    ),
+]
+Redemption = Annotated[
+    str,
+    typer.Option(
+        "--redemption",
+        help="how --source fund redeems: instant (T+0, within the fund's limits) or standard"
+        " (T+1, no limit; the sale must close no earlier than the day its cash arrives)",
     ),
 ]
 
@@ -392,7 +402,7 @@ def reservations_command(
             _yuan(r.amount_fen),
             _yuan(r.filled_fen),
             _yuan(r.open_fen),
-            escape(f"{r.source_kind} {r.source_ref}"),
+            escape(f"{_source_kind(r.source_kind)} {r.source_ref}"),
             f"{r.payout.wallet_account_id}" + (" → fund" if r.payout.into_fund else ""),
             _when(expires) + (" (past)" if r.expires_ns <= now_ns else ""),
             r.status,
@@ -723,6 +733,7 @@ def buy_command(
         str, typer.Option("--payout", help="wallet, or fund: the maturity goes on into the fund")
     ] = "wallet",
     fund_no: FundNo = None,
+    redemption: Redemption = "instant",
     request_id: Annotated[
         str | None,
         typer.Option(
@@ -740,9 +751,11 @@ def buy_command(
 
     As POST /v1/wealth/products/{id}/purchases: at least the minimum purchase unless it takes
     all that remains; paid from --wallet, or (--source fund) by an instant redemption of the
-    user's fund shares within the fund's T+0 limits.
+    user's fund shares within the fund's T+0 limits, or with --redemption standard by a
+    standard (T+1) redemption without them, refused when the sale closes before the day its
+    cash arrives.
     """
-    from formicary.api.wealth_routes import _payout, _source
+    from formicary.wealth.funding import funding_source, payout_for
 
     product_id = _product_id(product)
     user_id = _user(user)
@@ -751,16 +764,17 @@ def buy_command(
     source_kind = _choice(source, "--source")
     payout_kind = _choice(payout, "--payout")
     fund = _fund_no(fund_no, source_kind)
+    how = _redemption(redemption, source_kind)
     request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
     with _open(database_url, wealth_dir, funds_dir) as market:
-        funding = _source(market, source_kind, fund, user_id, wallet_id)
+        funding = funding_source(market, source_kind, fund, user_id, wallet_id, how)
         bought = market.purchase(
             product_id,
             user_id,
             amount,
             funding,
             request,
-            payout=_payout(market, payout_kind, fund, wallet_id),
+            payout=payout_for(market, payout_kind, fund, wallet_id),
         )
         t = market.product(product_id).terms
     interest = t.interest_for(bought.amount_fen)
@@ -813,6 +827,7 @@ def reserve_command(
         str, typer.Option("--payout", help="wallet, or fund: maturities go on into the fund")
     ] = "wallet",
     fund_no: FundNo = None,
+    redemption: Redemption = "instant",
     request_id: Annotated[
         str | None,
         typer.Option(
@@ -830,10 +845,12 @@ def reserve_command(
 
     As POST /v1/wealth/reservations: every product that opens from now on with a term in
     [--term-min-days, --term-max-days] and at least --min-yield-pct buys up to the rest of
-    --amount-yuan, first come first served. Products on sale already are not matched.
+    --amount-yuan, first come first served. Products on sale already are not matched. With
+    --source fund each fill is within the fund's T+0 limits, or with --redemption standard a
+    T+1 redemption without them that skips products whose sale closes before its cash arrives.
     """
-    from formicary.api.wealth_routes import _payout, _source
     from formicary.wealth import yield_percent
+    from formicary.wealth.funding import funding_source, payout_for
     from formicary.wealth.terms import BEIJING
 
     user_id = _user(user)
@@ -846,6 +863,7 @@ def reserve_command(
     source_kind = _choice(source, "--source")
     payout_kind = _choice(payout, "--payout")
     fund = _fund_no(fund_no, source_kind)
+    how = _redemption(redemption, source_kind)
     request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
     with _open(database_url, wealth_dir, funds_dir) as market:
         made = market.reserve(
@@ -855,8 +873,8 @@ def reserve_command(
             term_max_days=longest,
             min_yield_bp=min_yield,
             amount_fen=amount,
-            source=_source(market, source_kind, fund, user_id, wallet_id),
-            payout=_payout(market, payout_kind, fund, wallet_id),
+            source=funding_source(market, source_kind, fund, user_id, wallet_id, how),
+            payout=payout_for(market, payout_kind, fund, wallet_id),
             valid_days=days,
         )
     expires = datetime.fromtimestamp(made.expires_ns // 10**9, BEIJING)
@@ -962,6 +980,15 @@ def _fund_no(text: str | None, source: str) -> int | None:
     return _int(text, "--fund-no", low=1, high=4095)
 
 
+def _redemption(value: str, source: str) -> str:
+    """--redemption names how --source fund redeems (as the HTTP route's `redemption`)."""
+    if value not in _REDEMPTIONS:
+        raise _fail(f"unknown --redemption {value!r}: one of {', '.join(_REDEMPTIONS)}")
+    if value != "instant" and source != "fund":
+        raise _fail("--redemption names how --source fund redeems")
+    return value
+
+
 def _fen(text: str, flag: str, *, minimum: int = 1) -> int:
     """Yuan as typed (1234.56 or 1,234.56; at most two decimals) as int fen, by Decimal."""
     value = text.strip()
@@ -1030,7 +1057,22 @@ def _verdict(verdict: Vetting) -> str:
 
 
 def _source_text(kind: str, ref: str) -> str:
-    return f"wallet {ref}" if kind == "wallet" else f"the fund shares of {escape(ref)}"
+    if kind == "wallet":
+        return f"wallet {ref}"
+    standard = " (standard redemption)" if _is_standard(kind) else ""
+    return f"the fund shares of {escape(ref)}{standard}"
+
+
+def _source_kind(kind: str) -> str:
+    """A stored source kind as listed: a standard fund source (`fund_standard`) is
+    `fund (standard)`."""
+    return "fund (standard)" if _is_standard(kind) else kind
+
+
+def _is_standard(kind: str) -> bool:
+    from formicary.wealth.funding import fund_redemption
+
+    return fund_redemption(kind) == "standard"
 
 
 def _payout_text(payout: Payout) -> str:

@@ -21,6 +21,10 @@ retried chain is applied once).
     cash only arrives on the fund's pay day for the order (`MoneyMarketFund.standard_pay_day`),
     so `check_arrival` refuses a purchase whose sale closes on an earlier day
     (StandardRedemptionTooLate). A voided one is forgotten by the fund the same way.
+
+`funding_source` and `payout_for` build a purchase's or reservation's source and payout from
+what a caller names (a kind, an optional fund number, the user, the wallet, the redemption),
+as the HTTP routes and the CLI take them, with the marketplace's errors.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from formicary.wealth.errors import (
     InsufficientFunds,
     InvalidRequest,
     LedgerUnavailable,
+    NotFound,
     StandardRedemptionTooLate,
     WealthError,
 )
@@ -46,6 +51,7 @@ from formicary.wealth.terms import beijing
 
 if TYPE_CHECKING:  # the fund is optional: the marketplace works on wallets alone
     from formicary.funds import MoneyMarketFund
+    from formicary.wealth.market import Marketplace
 
 __all__ = [
     "FundSource",
@@ -54,6 +60,8 @@ __all__ = [
     "SourceHold",
     "WalletSource",
     "fund_redemption",
+    "funding_source",
+    "payout_for",
 ]
 
 _PENDING = int(TransferFlags.PENDING)
@@ -268,6 +276,50 @@ class FundSource:
                 " that day; buy a product whose sale closes later, or pay by instant"
                 " redemption or from the wallet"
             )
+
+
+def funding_source(
+    market: Marketplace,
+    kind: str,
+    fund_no: int | None,
+    user_id: str,
+    wallet: int,
+    redemption: str = "instant",
+) -> FundingSource:
+    """The funding source a request names: `kind` "wallet" pays from `wallet`; "fund" from
+    the user's shares in the marketplace's fund (`fund_no`, when given, must name it),
+    redeemed instantly (T+0) or by a standard (T+1) redemption. `fund_no` and a `redemption`
+    other than "instant" only go with "fund" (InvalidRequest); an unknown fund is NotFound."""
+    if kind == "wallet":
+        if fund_no is not None:
+            raise InvalidRequest("fund_no names the fund of a purchase with source `fund`")
+        if redemption != "instant":
+            raise InvalidRequest("redemption names how a purchase with source `fund` redeems")
+        return WalletSource(wallet, ledger=market.config.money_ledger)
+    if kind != "fund":
+        raise InvalidRequest(f"unknown funding source {kind!r}: wallet or fund")
+    return FundSource(_market_fund(market, fund_no), user_id, redemption=redemption)
+
+
+def payout_for(market: Marketplace, kind: str, fund_no: int | None, wallet: int) -> Payout:
+    """Where a request's maturity goes: `kind` "wallet" to `wallet`; "fund" to `wallet`, then
+    on into the marketplace's fund (which `fund_no`, when given, must name)."""
+    if kind not in ("wallet", "fund"):
+        raise InvalidRequest(f"unknown payout {kind!r}: wallet or fund")
+    if kind == "fund":
+        _market_fund(market, fund_no)
+    return Payout(wallet, into_fund=kind == "fund")
+
+
+def _market_fund(market: Marketplace, fund_no: int | None) -> MoneyMarketFund:
+    fund = market.fund
+    if fund is None:
+        raise InvalidRequest("this server's marketplace has no money-market fund")
+    if fund_no is not None and fund_no != fund.config.fund_no:
+        raise NotFound(
+            f"fund {fund_no} does not exist (this marketplace uses fund {fund.config.fund_no})"
+        )
+    return fund
 
 
 def _check_account(account_id: object, what: str) -> None:

@@ -489,6 +489,74 @@ def test_buy_from_fund_shares(market: Market) -> None:
     assert line == "user 'bob' holds nothing in fund 1"
 
 
+def test_buy_by_standard_redemption_beyond_the_instant_limit(market: Market) -> None:
+    listed(market)
+    wallet = market.wallets[0]
+    shares = ALICE_SHARES_FEN
+    # 55,000.00 yuan is over the fund's per-order instant limit (50,000.00): as an instant
+    # redemption it is refused, as a standard (T+1) one it is not limited.
+    line = market.refused(
+        "buy", "--product", "p-9", "--user", "alice", "--wallet", str(wallet),
+        "--amount-yuan", "55,000", "--source", "fund",
+    )  # fmt: skip
+    assert line.startswith("fund 1 refuses the instant redemption:"), line
+    code, out = market.run(
+        "buy", "--product", "p-9", "--user", "alice", "--wallet", str(wallet),
+        "--amount-yuan", "55,000", "--source", "fund", "--redemption", "standard",
+        "--request-id", "s-1",
+    )  # fmt: skip
+    assert code == 0, out
+    # 5,500,000 fen × 450 bp × 90 d / (10,000 × 365) = 61,027.39 fen, truncated to 61,027.
+    assert interest_fen(5_500_000, 450, 90) == 61_027
+    # (The refused instant attempt took purchase number 1: numbers are never reused.)
+    assert out.splitlines() == [
+        "purchase 2: alice bought 55,000.00 yuan of p-9 from the fund shares of alice (standard"
+        " redemption); reserved until the sale closes 2026-03-05 09:00",
+        "if it launches: principal 55,000.00 + interest 610.27 = 55,610.27 yuan on 2026-06-04 to"
+        f" wallet {wallet}",
+        "request id s-1",
+    ]
+    # The shares are reserved, not moved; the wallet is untouched until maturity.
+    assert market.available(market.holder_account) == (shares, shares - 5_500_000)
+    assert market.available(wallet) == (WALLET_FEN - shares, WALLET_FEN - shares)
+    store = WealthStore(market.path / "wealth.db")
+    try:
+        (bought,) = store.purchases(product_id="p-9", user_id="alice", after_no=0, limit=10)
+    finally:
+        store.close()
+    assert (bought.source_kind, bought.source_ref, bought.amount_fen) == (
+        "fund_standard",
+        "alice",
+        5_500_000,
+    )
+    code, out = market.run("books", "--product", "p-9")
+    assert code == 0 and "p-9: reconciled with the ledger" in out, out
+
+
+def test_a_standard_redemption_arriving_after_the_close_is_refused(market: Market) -> None:
+    # On sale Monday 09:00 to Monday 23:00; a standard redemption ordered Monday 10:00 (before
+    # the 15:00 cut-off) pays on Tuesday 3 March, after the sale has closed.
+    early = _with(P9, "--sale-close", "2026-03-02 23:00", product="p-early")
+    listed(market, early)
+    wallet = market.wallets[0]
+    line = market.refused(
+        "buy", "--product", "p-early", "--user", "alice", "--wallet", str(wallet),
+        "--amount-yuan", "2000", "--source", "fund", "--redemption", "standard",
+    )  # fmt: skip
+    assert line.startswith("a standard (T+1) redemption from fund 1 ordered now arrives on"), line
+    assert "arrives on 2026-03-03" in line
+    assert "the sale closes at 2026-03-02T23:00:00+08:00" in line
+    # Nothing applied; an instant redemption of the same product is fine.
+    shares = ALICE_SHARES_FEN
+    assert market.available(market.holder_account) == (shares, shares)
+    code, out = market.run(
+        "buy", "--product", "p-early", "--user", "alice", "--wallet", str(wallet),
+        "--amount-yuan", "2000", "--source", "fund",
+    )  # fmt: skip
+    assert code == 0 and "purchase 1: alice bought 2,000.00 yuan of p-early from the fund" in out
+    assert "(standard redemption)" not in out
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -513,6 +581,8 @@ def test_buy_from_fund_shares(market: Market) -> None:
         (("--source", "card"), "unknown --source 'card': one of wallet, fund"),
         (("--payout", "bank"), "unknown --payout 'bank': one of wallet, fund"),
         (("--fund-no", "1"), "--fund-no names the fund of --source fund"),
+        (("--redemption", "standard"), "--redemption names how --source fund redeems"),
+        (("--redemption", "t+1"), "unknown --redemption 't+1': one of instant, standard"),
         (("--request-id", "with space"), "request id must be 1 to 128 printable ASCII"),
         (("--user", ""), "a user id is 1 to 128 characters"),
     ],
@@ -599,6 +669,7 @@ def test_reserve_from_the_fund_with_a_validity(market: Market) -> None:
         (("--amount-yuan", "0.001"), "--amount-yuan: not an amount of yuan"),
         (("--valid-days", "181"), "valid_days must be an integer from 1 to 180, got 181"),
         (("--source", "card"), "unknown --source 'card': one of wallet, fund"),
+        (("--redemption", "standard"), "--redemption names how --source fund redeems"),
         (("--wallet", "x1"), "--wallet: not a ledger account id"),
         (("--term-min-days", "6O"), "--term-min-days: not a whole number: '6O'"),
         (("--valid-days", "a week"), "--valid-days: not a whole number: 'a week'"),
@@ -610,6 +681,31 @@ def test_reserve_bad_input(market: Market, change: tuple[str, str], message: str
     assert message in market.refused("reserve", *_with(args, *change))
     code, out = market.run("reservations")
     assert code == 0 and "no reservations" in out
+
+
+def test_reserve_by_standard_redemption_lists_its_source(market: Market) -> None:
+    wallet = market.wallets[0]
+    code, out = market.run(
+        "reserve", "--user", "alice", "--wallet", str(wallet), "--amount-yuan", "55,000",
+        "--term-min-days", "60", "--term-max-days", "120", "--source", "fund",
+        "--redemption", "standard",
+    )  # fmt: skip
+    assert code == 0, out
+    assert (
+        "reservation 1 of alice: 60-120 d at 0.00% or more, up to 55,000.00 yuan from the fund"
+        f" shares of alice (standard redemption), paid out to wallet {wallet}"
+    ) in out
+    # p-9 opens as it lists: the fill is one standard redemption, not capped at the fund's
+    # 50,000.00 yuan per-order instant limit.
+    out = listed(market)
+    assert "sold 55,000.00 yuan, remaining 945,000.00 yuan; status listed" in out
+    shares = ALICE_SHARES_FEN
+    assert market.available(market.holder_account) == (shares, shares - 5_500_000)
+    code, out = market.run("reservations", "--user", "alice")
+    assert code == 0, out
+    line = _row(out, "1")
+    for cell in ("alice", "60-120 d", "55,000.00", "0.00", "fund (standard) alice", "filled"):
+        assert f" {cell} " in line, (cell, line)
 
 
 def test_cancel_reservation(market: Market) -> None:
