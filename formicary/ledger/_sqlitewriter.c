@@ -434,18 +434,23 @@ static PyObject *Writer_execute(Writer *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ postings runs
  *
- * group_postings(select_sql, params, insert_sql): the per-account index of SQLiteStore, built
- * in one stretch without the GIL. `select_sql` (bound with `params`, ints) yields rows of a
- * timestamp and one or more account values (INTEGER, or the 16-byte BLOB of an id beyond
- * int64), in timestamp order; every account's timestamps become one row of `insert_sql`,
- * bound (account, first timestamp, last timestamp, timestamps as int64 little-endian BLOB),
- * inserted in account order (the key's B-tree order). Returns the number of rows read.
- * Grouping here instead of an ORDER BY in SQL is what makes indexing cheap: no sort of the
- * postings and one B-tree row per account and step instead of one per posting.
+ * group_postings(select_sql, params, insert_sql, accounts_per_row, postings_per_row): one step
+ * of SQLiteStore's per-account index, in one stretch without the GIL. `select_sql` (bound with
+ * `params`, ints) yields rows of a timestamp and one or more account ids (an INTEGER, or the
+ * 16-byte big-endian BLOB of an id beyond int64), in timestamp order. Every account's
+ * timestamps are grouped; the accounts, in ascending id order, are cut into chunks of at most
+ * `accounts_per_row` accounts and (unless one account alone has more) `postings_per_row`
+ * timestamps, and each chunk is one row of `insert_sql`, bound (?1 the chunk's first account
+ * id as a 16-byte big-endian BLOB, ?2 the chunk). A chunk, all little-endian:
+ *
+ *     u32 n | n x (u64 id_high, u64 id_low) | (n + 1) x u32 offsets | int64 timestamps
+ *
+ * account k's timestamps being timestamps[offsets[k]:offsets[k + 1]], ascending. Returns the
+ * number of rows read. Grouping here instead of an ORDER BY in SQL is what makes indexing cheap:
+ * no sort of the postings, and a B-tree row per chunk of accounts instead of one per posting.
  */
 
 typedef struct {
-    int is_blob; /* 0: INTEGER (value in lo), 1: 16-byte BLOB (hi, lo big-endian) */
     sqlite3_uint64 hi, lo;
     Py_ssize_t count, start; /* postings of this account; its offset in the grouped array */
 } Run;
@@ -479,13 +484,13 @@ static sqlite3_uint64 mix(sqlite3_uint64 h) {
     return h;
 }
 
+static size_t run_hash(sqlite3_uint64 hi, sqlite3_uint64 lo) { return (size_t)mix(lo ^ mix(hi)); }
+
 static int grouping_rehash(Grouping *g, Py_ssize_t cap) {
     Py_ssize_t *slots = calloc((size_t)cap, sizeof(Py_ssize_t));
     if (slots == NULL) return SQLITE_NOMEM;
     for (Py_ssize_t r = 0; r < g->runs_len; r++) {
-        Run *run = &g->runs[r];
-        size_t i = (size_t)(mix(run->lo ^ mix(run->hi + (sqlite3_uint64)run->is_blob)) &
-                            (sqlite3_uint64)(cap - 1));
+        size_t i = run_hash(g->runs[r].hi, g->runs[r].lo) & (size_t)(cap - 1);
         while (slots[i]) i = (i + 1) & (size_t)(cap - 1);
         slots[i] = r + 1;
     }
@@ -497,15 +502,14 @@ static int grouping_rehash(Grouping *g, Py_ssize_t cap) {
 
 /* The run of an account value (creating it); -1 with *rc set on error. */
 static Py_ssize_t grouping_run(Grouping *g, sqlite3_value *value, int *rc) {
-    Run key = {0};
+    sqlite3_uint64 hi = 0, lo = 0;
     int type = sqlite3_value_type(value);
-    if (type == SQLITE_INTEGER) {
-        key.lo = (sqlite3_uint64)sqlite3_value_int64(value);
+    if (type == SQLITE_INTEGER && sqlite3_value_int64(value) >= 0) {
+        lo = (sqlite3_uint64)sqlite3_value_int64(value);
     } else if (type == SQLITE_BLOB && sqlite3_value_bytes(value) == 16) {
         const unsigned char *b = sqlite3_value_blob(value);
-        key.is_blob = 1;
-        for (int i = 0; i < 8; i++) key.hi = key.hi << 8 | b[i];
-        for (int i = 8; i < 16; i++) key.lo = key.lo << 8 | b[i];
+        for (int i = 0; i < 8; i++) hi = hi << 8 | b[i];
+        for (int i = 8; i < 16; i++) lo = lo << 8 | b[i];
     } else {
         *rc = SQLITE_MISMATCH;
         return -1;
@@ -514,11 +518,10 @@ static Py_ssize_t grouping_run(Grouping *g, sqlite3_value *value, int *rc) {
         (*rc = grouping_rehash(g, g->slots_cap ? 2 * g->slots_cap : 1024)) != SQLITE_OK)
         return -1;
     size_t mask = (size_t)(g->slots_cap - 1);
-    size_t i = (size_t)(mix(key.lo ^ mix(key.hi + (sqlite3_uint64)key.is_blob)) & mask);
+    size_t i = run_hash(hi, lo) & mask;
     for (; g->slots[i]; i = (i + 1) & mask) {
         Run *run = &g->runs[g->slots[i] - 1];
-        if (run->lo == key.lo && run->hi == key.hi && run->is_blob == key.is_blob)
-            return g->slots[i] - 1;
+        if (run->lo == lo && run->hi == hi) return g->slots[i] - 1;
     }
     if (g->runs_len == g->runs_cap) {
         Py_ssize_t cap = g->runs_cap ? 2 * g->runs_cap : 1024;
@@ -530,7 +533,7 @@ static Py_ssize_t grouping_run(Grouping *g, sqlite3_value *value, int *rc) {
         g->runs = runs;
         g->runs_cap = cap;
     }
-    g->runs[g->runs_len] = key;
+    g->runs[g->runs_len] = (Run){hi, lo, 0, 0};
     g->slots[i] = g->runs_len + 1;
     return g->runs_len++;
 }
@@ -551,19 +554,57 @@ static int grouping_add(Grouping *g, Py_ssize_t run, sqlite3_int64 ts) {
     return SQLITE_OK;
 }
 
-/* SQLite's order of the key column: INTEGERs (signed) before BLOBs (memcmp). */
+/* Ascending unsigned 128-bit ids. */
 static int run_order(const void *a, const void *b) {
     const Run *x = a, *y = b;
-    if (x->is_blob != y->is_blob) return x->is_blob - y->is_blob;
-    if (!x->is_blob) {
-        sqlite3_int64 p = (sqlite3_int64)x->lo, q = (sqlite3_int64)y->lo;
-        return (p > q) - (p < q);
-    }
     if (x->hi != y->hi) return (x->hi > y->hi) - (x->hi < y->hi);
     return (x->lo > y->lo) - (x->lo < y->lo);
 }
 
-static int group_run(sqlite3 *db, sqlite3_stmt *select, sqlite3_stmt *insert, Grouping *g) {
+static void put_u32(unsigned char *out, sqlite3_uint64 v) {
+    for (int i = 0; i < 4; i++) out[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *out, sqlite3_uint64 v) {
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Write runs[first:stop] as one chunk row. */
+static int insert_chunk(sqlite3_stmt *insert, const Grouping *g, Py_ssize_t first,
+                        Py_ssize_t stop, unsigned char *buffer) {
+    Py_ssize_t n = stop - first, postings = 0;
+    unsigned char *p = buffer;
+    put_u32(p, (sqlite3_uint64)n);
+    p += 4;
+    for (Py_ssize_t r = first; r < stop; r++, p += 16) {
+        put_u64(p, g->runs[r].hi);
+        put_u64(p + 8, g->runs[r].lo);
+    }
+    for (Py_ssize_t r = first; r <= stop; r++, p += 4) {
+        put_u32(p, (sqlite3_uint64)postings);
+        if (r < stop) postings += g->runs[r].count;
+    }
+    for (Py_ssize_t r = first; r < stop; r++)
+        for (Py_ssize_t k = 0; k < g->runs[r].count; k++, p += 8)
+            put_u64(p, (sqlite3_uint64)g->posting_ts[g->runs[r].start + k]);
+    unsigned char id[16];
+    for (int i = 0; i < 8; i++) {
+        id[i] = (unsigned char)(g->runs[first].hi >> (56 - 8 * i));
+        id[8 + i] = (unsigned char)(g->runs[first].lo >> (56 - 8 * i));
+    }
+    int rc = sqlite3_bind_blob(insert, 1, id, 16, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(insert, 2, buffer, (sqlite3_uint64)(p - buffer), SQLITE_STATIC);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(insert);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_reset(insert);
+    return rc;
+}
+
+static int group_run(sqlite3_stmt *select, sqlite3_stmt *insert, Grouping *g,
+                     Py_ssize_t accounts_per_row, Py_ssize_t postings_per_row) {
     int rc, columns = sqlite3_column_count(select);
     if (columns < 2) return SQLITE_MISUSE;
     while ((rc = sqlite3_step(select)) == SQLITE_ROW) {
@@ -580,67 +621,58 @@ static int group_run(sqlite3 *db, sqlite3_stmt *select, sqlite3_stmt *insert, Gr
         }
     }
     if (rc != SQLITE_DONE) return rc;
-    /* Lay every run's timestamps out contiguously (arrival order is timestamp order). */
+    if (g->runs_len == 0) return SQLITE_OK;
+    /* Lay every run's timestamps out contiguously, in arrival (= timestamp) order, in the
+     * postings array itself: sort the postings by run with a counting sort. */
     Py_ssize_t offset = 0;
     for (Py_ssize_t r = 0; r < g->runs_len; r++) {
         g->runs[r].start = offset;
         offset += g->runs[r].count;
     }
-    unsigned char *packed = malloc((size_t)(offset ? offset : 1) * 8);
-    Py_ssize_t *fill = calloc((size_t)(g->runs_len ? g->runs_len : 1), sizeof(Py_ssize_t));
-    if (packed == NULL || fill == NULL) {
-        free(packed);
+    sqlite3_int64 *sorted = malloc((size_t)offset * sizeof(sqlite3_int64));
+    Py_ssize_t *fill = calloc((size_t)g->runs_len, sizeof(Py_ssize_t));
+    if (sorted == NULL || fill == NULL) {
+        free(sorted);
         free(fill);
         return SQLITE_NOMEM;
     }
     for (Py_ssize_t p = 0; p < g->postings_len; p++) {
         Py_ssize_t run = g->posting_run[p];
-        sqlite3_uint64 ts = (sqlite3_uint64)g->posting_ts[p];
-        unsigned char *out = packed + 8 * (g->runs[run].start + fill[run]++);
-        for (int i = 0; i < 8; i++) out[i] = (unsigned char)(ts >> (8 * i));
+        sorted[g->runs[run].start + fill[run]++] = g->posting_ts[p];
     }
     free(fill);
+    free(g->posting_ts);
+    g->posting_ts = sorted;
     qsort(g->runs, (size_t)g->runs_len, sizeof(Run), run_order);
+    /* The largest chunk: its accounts, their offsets and all their timestamps. */
+    size_t cap = 4 + (size_t)(accounts_per_row + 1) * 20 +
+                 8 * (size_t)(offset > postings_per_row ? offset : postings_per_row);
+    unsigned char *buffer = malloc(cap);
+    if (buffer == NULL) return SQLITE_NOMEM;
     rc = SQLITE_OK;
-    for (Py_ssize_t r = 0; r < g->runs_len && rc == SQLITE_OK; r++) {
-        const Run *run = &g->runs[r];
-        unsigned char id[16];
-        const unsigned char *first = packed + 8 * run->start;
-        const unsigned char *last = packed + 8 * (run->start + run->count - 1);
-        sqlite3_int64 first_ts = 0, last_ts = 0;
-        for (int i = 7; i >= 0; i--) {
-            first_ts = (sqlite3_int64)((sqlite3_uint64)first_ts << 8 | first[i]);
-            last_ts = (sqlite3_int64)((sqlite3_uint64)last_ts << 8 | last[i]);
-        }
-        if (run->is_blob) {
-            for (int i = 0; i < 8; i++) {
-                id[i] = (unsigned char)(run->hi >> (56 - 8 * i));
-                id[8 + i] = (unsigned char)(run->lo >> (56 - 8 * i));
-            }
-            rc = sqlite3_bind_blob(insert, 1, id, 16, SQLITE_TRANSIENT);
-        } else {
-            rc = sqlite3_bind_int64(insert, 1, (sqlite3_int64)run->lo);
-        }
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(insert, 2, first_ts);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(insert, 3, last_ts);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_blob64(insert, 4, first, (sqlite3_uint64)run->count * 8,
-                                     SQLITE_STATIC);
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_step(insert);
-            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        }
-        sqlite3_reset(insert);
+    Py_ssize_t first = 0;
+    while (first < g->runs_len && rc == SQLITE_OK) {
+        Py_ssize_t stop = first + 1, postings = g->runs[first].count;
+        while (stop < g->runs_len && stop - first < accounts_per_row &&
+               postings + g->runs[stop].count <= postings_per_row)
+            postings += g->runs[stop++].count;
+        rc = insert_chunk(insert, g, first, stop, buffer);
+        first = stop;
     }
-    free(packed);
-    (void)db;
+    free(buffer);
     return rc;
 }
 
 static PyObject *Writer_group_postings(Writer *self, PyObject *args) {
     PyObject *select_obj, *params, *insert_obj;
-    if (!PyArg_ParseTuple(args, "UO!U", &select_obj, &PyTuple_Type, &params, &insert_obj))
+    Py_ssize_t accounts_per_row, postings_per_row;
+    if (!PyArg_ParseTuple(args, "UO!Unn", &select_obj, &PyTuple_Type, &params, &insert_obj,
+                          &accounts_per_row, &postings_per_row))
         return NULL;
+    if (accounts_per_row < 1 || postings_per_row < 1) {
+        PyErr_SetString(PyExc_ValueError, "accounts_per_row and postings_per_row must be >= 1");
+        return NULL;
+    }
     if (check_open(self) < 0) return NULL;
     const char *select_sql = PyUnicode_AsUTF8(select_obj);
     const char *insert_sql = PyUnicode_AsUTF8(insert_obj);
@@ -648,7 +680,7 @@ static PyObject *Writer_group_postings(Writer *self, PyObject *args) {
     sqlite3_stmt *select = NULL, *insert = NULL;
     int rc = sqlite3_prepare_v2(self->db, select_sql, -1, &select, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(self->db, insert_sql, -1, &insert, NULL);
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(insert) != 4) rc = SQLITE_MISUSE;
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(insert) != 2) rc = SQLITE_MISUSE;
     for (Py_ssize_t i = 0; rc == SQLITE_OK && i < PyTuple_GET_SIZE(params); i++) {
         sqlite3_int64 v = PyLong_AsLongLong(PyTuple_GET_ITEM(params, i));
         if (v == -1 && PyErr_Occurred()) {
@@ -661,7 +693,7 @@ static PyObject *Writer_group_postings(Writer *self, PyObject *args) {
     Grouping g = {0};
     if (rc == SQLITE_OK) {
         Py_BEGIN_ALLOW_THREADS
-        rc = group_run(self->db, select, insert, &g);
+        rc = group_run(select, insert, &g, accounts_per_row, postings_per_row);
         Py_END_ALLOW_THREADS
     }
     Py_ssize_t rows = g.rows;
@@ -669,10 +701,10 @@ static PyObject *Writer_group_postings(Writer *self, PyObject *args) {
     if (rc != SQLITE_OK) {
         char message[512];
         PyOS_snprintf(message, sizeof message, "group_postings: %s",
-                      rc == SQLITE_MISMATCH ? "an account value is neither an INTEGER nor a "
-                                              "16-byte BLOB"
+                      rc == SQLITE_MISMATCH ? "an account value is neither a non-negative "
+                                              "INTEGER nor a 16-byte BLOB"
                       : rc == SQLITE_MISUSE ? "bad statements (select: timestamp, accounts...; "
-                                              "insert: 4 parameters)"
+                                              "insert: 2 parameters)"
                                             : sqlite3_errmsg(self->db));
         raise_sqlite(rc, message);
     }
@@ -695,8 +727,8 @@ static PyMethodDef Writer_methods[] = {
     {"transaction", (PyCFunction)Writer_transaction, METH_O,
      "transaction([(sql, rows), ...]): all batches in one transaction, without the GIL"},
     {"group_postings", (PyCFunction)Writer_group_postings, METH_VARARGS,
-     "group_postings(select_sql, params, insert_sql): one index row per account, without "
-     "the GIL"},
+     "group_postings(select_sql, params, insert_sql, accounts_per_row, postings_per_row): "
+     "one index step, grouped per account in chunks, without the GIL"},
     {"close", (PyCFunction)Writer_close, METH_NOARGS, "close the connection"},
     {NULL, NULL, 0, NULL},
 };

@@ -17,12 +17,11 @@ from hypothesis import strategies as st
 from formicary.ledger import native
 from formicary.ledger.engine import BatchOutcome
 from formicary.ledger.sqlite_store import (
-    _INSERT_RUN,
     _INSERT_TRANSFERS,
     _TRANSFER_FIELDS,
     SQLiteStore,
+    _chunk_timestamps,
     _group_postings,
-    _int,
     _python_transfer_rows,
     _PythonTransactions,
 )
@@ -217,22 +216,20 @@ def test_a_failed_commit_is_a_store_error_and_leaves_nothing(tmp_path: Path) -> 
     store.close()
 
 
-_RUNS = (
-    "CREATE TABLE runs (account_id ANY NOT NULL, timestamp_first INTEGER NOT NULL,"
-    " timestamp_last INTEGER NOT NULL, timestamps BLOB NOT NULL,"
-    " PRIMARY KEY (account_id, timestamp_first)) STRICT, WITHOUT ROWID"
-)
+_RUNS = "CREATE TABLE runs (first BLOB NOT NULL, postings BLOB NOT NULL)"
 _POSTINGS = "SELECT ts, a, b FROM log WHERE ts > ?1 AND ts <= ?2 ORDER BY ts"
-_ACCOUNT_IDS = st.one_of(st.integers(0, 2**63 - 1), st.integers(2**63, ID_MAX))
+_INSERT_RUN = "INSERT INTO runs VALUES (?1, ?2)"
+_ACCOUNT_IDS = st.one_of(st.integers(0, 50), st.integers(0, 2**63 - 1), st.integers(2**63, ID_MAX))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     rows=st.lists(st.tuples(_ACCOUNT_IDS, _ACCOUNT_IDS), max_size=300),
     window=st.tuples(st.integers(0, 320), st.integers(0, 320)),
+    chunk=st.tuples(st.integers(1, 6), st.integers(1, 12)),
 )
 def test_postings_are_grouped_as_the_python_reference_groups_them(
-    rows: list[tuple[int, int]], window: tuple[int, int]
+    rows: list[tuple[int, int]], window: tuple[int, int], chunk: tuple[int, int]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dumps = []
@@ -246,14 +243,14 @@ def test_postings_are_grouped_as_the_python_reference_groups_them(
             )
             if name == "native":
                 writer = native.sqlite_writer(f"{tmp}/{name}.db")
-                read = writer.group_postings(_POSTINGS, window, _INSERT_RUN)
+                read = writer.group_postings(_POSTINGS, window, _INSERT_RUN, *chunk)
                 writer.close()
             else:
-                read = _group_postings(conn, _POSTINGS, window, _INSERT_RUN)
-            dumps.append((read, conn.execute("SELECT * FROM runs").fetchall()))
+                read = _group_postings(conn, _POSTINGS, window, _INSERT_RUN, *chunk)
+            dumps.append((read, conn.execute("SELECT * FROM runs ORDER BY rowid").fetchall()))
             conn.close()
         assert dumps[0] == dumps[1]
-        read, runs = dumps[0]
+        read, chunks = dumps[0]
         low, high = window
         assert read == len(rows[low:high])
         # Every side of every row in the window is in its account's run, once, in order.
@@ -261,13 +258,20 @@ def test_postings_are_grouped_as_the_python_reference_groups_them(
         for ts, (a, b) in enumerate(rows[low:high], low + 1):
             for account in dict.fromkeys((a, b)):
                 expected.setdefault(account, []).append(ts)
-        got = {
-            _int(account): np.frombuffer(packed, "<i8").tolist()
-            for account, first, last, packed in runs
-            if [first, last] == np.frombuffer(packed, "<i8")[[0, -1]].tolist()
-        }
+        accounts_per_row, postings_per_row = chunk
+        got: dict[int, list[int]] = {}
+        for first, packed in chunks:
+            n = int.from_bytes(packed[:4], "little")
+            ids = np.frombuffer(packed, "<u8", 2 * n, 4).reshape(n, 2).tolist()
+            accounts = [hi << 64 | lo for hi, lo in ids]
+            assert accounts[0] == int.from_bytes(first, "big")
+            assert 1 <= n <= accounts_per_row
+            for account in accounts:
+                got[account] = _chunk_timestamps(packed, account).tolist()
+            assert n == 1 or sum(len(got[a]) for a in accounts) <= postings_per_row
         assert got == expected
-        assert [_int(r[0]) for r in runs] == sorted(expected, key=lambda a: (a >= 2**63, a))
+        assert list(got) == sorted(expected)  # chunks in ascending account order
+        assert _chunk_timestamps(chunks[0][1], 2**70).size == 0 if chunks else True
 
 
 def test_group_postings_refuses_an_account_that_is_not_an_id(tmp_path: Path) -> None:
@@ -275,6 +279,6 @@ def test_group_postings_refuses_an_account_that_is_not_an_id(tmp_path: Path) -> 
     writer.execute("CREATE TABLE log (ts INTEGER PRIMARY KEY, a ANY, b ANY) STRICT")
     writer.execute(_RUNS)
     writer.execute("INSERT INTO log VALUES (1, 'text', 2)")
-    with pytest.raises(sqlite3.OperationalError, match="neither an INTEGER nor a 16-byte BLOB"):
-        writer.group_postings(_POSTINGS, (0, 9), _INSERT_RUN)
+    with pytest.raises(sqlite3.OperationalError, match="neither a non-negative INTEGER"):
+        writer.group_postings(_POSTINGS, (0, 9), _INSERT_RUN, 128, 4096)
     writer.close()
