@@ -9,10 +9,7 @@ day out of order, or posted with another income), 503 when the ledger is busy or
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -34,7 +31,7 @@ from formicary.api.funds_wire import (
     SubscriptionIn,
 )
 from formicary.api.problems import Problem, problem_responses
-from formicary.api.routing import wallet_account_id
+from formicary.api.routing import LazyHost, caller, wallet_account_id
 from formicary.api.strict import strict_body
 from formicary.funds import (
     DailyRun,
@@ -50,7 +47,7 @@ from formicary.funds import (
     Order,
     UnknownHolder,
 )
-from formicary.ledger import LedgerService, ServiceUnavailable
+from formicary.ledger import ServiceUnavailable
 
 __all__ = ["FUNDS_DIR_ENV", "FundHost", "fund_routes"]
 
@@ -63,40 +60,28 @@ INCOME_DAYS_MAX = 366
 FundNo = Annotated[int, PathParameter(ge=1, le=4095, description="the fund's number")]
 
 
-class FundHost:
+class FundHost(LazyHost[tuple[MoneyMarketFund, DailyRun]]):
     """Opens the fund on first use and closes it with the app."""
 
-    def __init__(self, service: Callable[[], LedgerService], state_dir: str | Path) -> None:
-        self._service = service
-        self.state_dir = Path(state_dir)
-        self._lock = threading.Lock()
-        self._opened: tuple[MoneyMarketFund, DailyRun] | None = None
+    def _create(self) -> tuple[MoneyMarketFund, DailyRun]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = FundStore(self.state_dir / "fund.db")
+        try:
+            fund = MoneyMarketFund(self._service(), store)
+            fund.start()
+        except BaseException:
+            store.close()
+            raise
+        return fund, DailyRun(fund, self.state_dir / "plans")
 
-    def _open(self) -> tuple[MoneyMarketFund, DailyRun]:
-        with self._lock:
-            if self._opened is None:
-                self.state_dir.mkdir(parents=True, exist_ok=True)
-                store = FundStore(self.state_dir / "fund.db")
-                try:
-                    fund = MoneyMarketFund(self._service(), store)
-                    fund.start()
-                except BaseException:
-                    store.close()
-                    raise
-                self._opened = (fund, DailyRun(fund, self.state_dir / "plans"))
-            return self._opened
+    def _release(self, opened: tuple[MoneyMarketFund, DailyRun]) -> None:
+        opened[0].store.close()
 
     async def get(self, fund_no: int) -> tuple[MoneyMarketFund, DailyRun]:
         fund, run = await anyio.to_thread.run_sync(self._open)
         if fund_no != fund.config.fund_no:
             raise Problem("not_found", f"fund {fund_no} does not exist")
         return fund, run
-
-    def close(self) -> None:
-        with self._lock:
-            if self._opened is not None:
-                self._opened[0].store.close()
-                self._opened = None
 
 
 def _problem(error: FundError) -> Problem:
@@ -116,12 +101,12 @@ def _problem(error: FundError) -> Problem:
     return Problem("fund_conflict", str(error))
 
 
-async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking fund call off the event loop; refusals become problems."""
-    try:
-        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
-    except FundError as error:
-        raise _problem(error) from error
+def _refused(error: Exception) -> Problem | None:
+    """The answer to an error of a fund call: fund refusals only, anything else is raised."""
+    return _problem(error) if isinstance(error, FundError) else None
+
+
+_call = caller(_refused)
 
 
 def _order_out(order: Order) -> FundOrderOut:

@@ -29,14 +29,12 @@ import logging
 import os
 import secrets
 import sqlite3
-import threading
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
@@ -93,7 +91,7 @@ from formicary.api.payments_wire import (
     WalletOut,
 )
 from formicary.api.problems import CODES, RETRY_AFTER_S, Problem, problem_responses
-from formicary.api.routing import with_options
+from formicary.api.routing import LazyHost, caller, with_options
 from formicary.api.strict import strict_body
 from formicary.ledger import LedgerService, ServiceUnavailable
 from formicary.payments import (
@@ -149,8 +147,6 @@ SECRET_FILE = "secret"
 # The core's minimum: HMAC keys for payment codes, QR codes and card fingerprints derive from it.
 SECRET_BYTES_MIN = 32
 
-T = TypeVar("T")
-
 # payments error code -> problem code: the same, except where the API already names the case.
 _ALIASES = {"ledger_busy": "service_busy"}
 # Codes that mean "nothing was done, retry shortly".
@@ -200,7 +196,7 @@ _REPLAYED_HEADER = ResponseHeader(
 _encoder = msgspec.json.Encoder()
 
 
-class PaymentsHost:
+class PaymentsHost(LazyHost[Payments]):
     """Opens the payments core on first use and closes it with the app.
 
     The HMAC secret comes from `secret`, else $FORMICARY_PAYMENTS_SECRET, else a file `secret`
@@ -216,53 +212,47 @@ class PaymentsHost:
         *,
         secret: str | None = None,
     ) -> None:
-        self._service = service
-        self.state_dir = Path(state_dir)
+        super().__init__(service, state_dir)
         text = os.environ.get(PAYMENTS_SECRET_ENV) if secret is None else secret
         self._secret = text.encode() if text else None
         if self._secret is not None and len(self._secret) < SECRET_BYTES_MIN:
             raise ValueError(f"{PAYMENTS_SECRET_ENV} must be at least {SECRET_BYTES_MIN} bytes")
         # Simulated banks: every call succeeds unless scripted (see FakeBank).
         self.bank = FakeBank()
-        self._lock = threading.Lock()
-        self._opened: Payments | None = None
         self._batches: PaymentBatches | None = None
 
     def open(self, *, recover: bool = True) -> Payments:
         """The payments core, opened (and, with `recover`, set up and recovered) once."""
-        with self._lock:
-            if self._opened is None:
-                ledger = self._service()  # first: no files for a server whose ledger is down
-                if not ledger.ready:
-                    raise ServiceUnavailable("the ledger service is not running")
-                try:
-                    self.state_dir.mkdir(parents=True, exist_ok=True)
-                    secret = self._secret or _stored_secret(self.state_dir / SECRET_FILE)
-                    store = PaymentsStore(self.state_dir / STORE_FILE)
-                except (OSError, ValueError, sqlite3.Error) as error:
-                    log.error("cannot open the payments files in %s: %s", self.state_dir, error)
-                    raise ServiceUnavailable(f"the payments store cannot open: {error}") from None
-                try:
-                    payments = Payments(
-                        ledger, store, self.bank, secret=secret, clock_ns=ledger.clock_ns
+        return self._open_with(partial(self._create, recover=recover))
+
+    def _create(self, *, recover: bool = True) -> Payments:
+        ledger = self._service()  # first: no files for a server whose ledger is down
+        if not ledger.ready:
+            raise ServiceUnavailable("the ledger service is not running")
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            secret = self._secret or _stored_secret(self.state_dir / SECRET_FILE)
+            store = PaymentsStore(self.state_dir / STORE_FILE)
+        except (OSError, ValueError, sqlite3.Error) as error:
+            log.error("cannot open the payments files in %s: %s", self.state_dir, error)
+            raise ServiceUnavailable(f"the payments store cannot open: {error}") from None
+        try:
+            payments = Payments(ledger, store, self.bank, secret=secret, clock_ns=ledger.clock_ns)
+            if recover:
+                report = payments.recover()  # runs setup() first
+                if report.finished or report.waiting:
+                    log.info(
+                        "payments recovered: %d finished, %d waiting",
+                        report.finished,
+                        report.waiting,
                     )
-                    if recover:
-                        report = payments.recover()  # runs setup() first
-                        if report.finished or report.waiting:
-                            log.info(
-                                "payments recovered: %d finished, %d waiting",
-                                report.finished,
-                                report.waiting,
-                            )
-                except BaseException:
-                    store.close()
-                    raise
-                self._opened = payments
-            return self._opened
+        except BaseException:
+            store.close()
+            raise
+        return payments
 
     async def get(self) -> Payments:
-        payments: Payments = await _call(self.open)
-        return payments
+        return await _call(self.open)
 
     def open_batches(self) -> PaymentBatches:
         """The batch interface over the payments core (its own file beside the store)."""
@@ -272,14 +262,12 @@ class PaymentsHost:
                 self._batches = PaymentBatches(payments, self.state_dir / BATCHES_FILE)
             return self._batches
 
-    def close(self) -> None:
-        with self._lock:
-            if self._batches is not None:
-                self._batches.close()
-                self._batches = None
-            if self._opened is not None:
-                self._opened.ctx.store.close()
-                self._opened = None
+    def _release(self, opened: Payments) -> None:
+        # The batches first: they run on the core's store.
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+        opened.ctx.store.close()
 
 
 def _stored_secret(path: Path) -> bytes:
@@ -355,15 +343,17 @@ _CODES = frozenset(
 assert CODES.keys() >= _CODES, sorted(_CODES - CODES.keys())
 
 
-async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking payments call off the event loop; refusals become problems."""
-    try:
-        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
-    except PaymentError as error:
-        raise _problem(error) from error
-    except sqlite3.OperationalError as error:
+def _refused(error: Exception) -> Problem | None:
+    """The answer to an error of a payments call: the core's refusals, and a busy store."""
+    if isinstance(error, PaymentError):
+        return _problem(error)
+    if isinstance(error, sqlite3.OperationalError):
         # "database is locked": another process (an operator's CLI) holds the payments file.
         raise ServiceUnavailable(f"the payments store is busy: {error}") from None
+    return None
+
+
+_call = caller(_refused)
 
 
 # ----------------------------------------------------------------------------- answers

@@ -15,12 +15,11 @@ is busy or down.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from litestar import delete, get, post
@@ -29,7 +28,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, PathParameter, QueryParameter
 
 from formicary.api.problems import Problem, problem_responses
-from formicary.api.routing import wallet_account_id, with_options
+from formicary.api.routing import LazyHost, caller, wallet_account_id, with_options
 from formicary.api.strict import strict_body
 from formicary.api.wealth_wire import (
     IssuerIn,
@@ -130,7 +129,7 @@ UserIdQuery = Annotated[
 ]
 
 
-class WealthHost:
+class WealthHost(LazyHost[Marketplace]):
     """Opens the marketplace on first use and closes it with the app. `fund`, when given,
     opens the money-market fund the marketplace may draw on and reinvest into (the server's
     fund: its FundHost opens it once, for both)."""
@@ -142,28 +141,25 @@ class WealthHost:
         *,
         fund: Callable[[], MoneyMarketFund] | None = None,
     ) -> None:
-        self._service = service
+        super().__init__(service, state_dir)
         self._fund = fund
-        self.state_dir = Path(state_dir)
-        self._lock = threading.Lock()
-        self._opened: Marketplace | None = None
 
-    def _open(self) -> Marketplace:
-        with self._lock:
-            if self._opened is None:
-                # The fund first: the marketplace's close and maturity runs need it.
-                fund = None if self._fund is None else self._fund()
-                self.state_dir.mkdir(parents=True, exist_ok=True)
-                store = WealthStore(self.state_dir / "wealth.db")
-                try:
-                    ledger = self._service()
-                    market = Marketplace(ledger, store, fund=fund, clock_ns=ledger.clock_ns)
-                    market.start()
-                except BaseException:
-                    store.close()
-                    raise
-                self._opened = market
-            return self._opened
+    def _create(self) -> Marketplace:
+        # The fund first: the marketplace's close and maturity runs need it.
+        fund = None if self._fund is None else self._fund()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = WealthStore(self.state_dir / "wealth.db")
+        try:
+            ledger = self._service()
+            market = Marketplace(ledger, store, fund=fund, clock_ns=ledger.clock_ns)
+            market.start()
+        except BaseException:
+            store.close()
+            raise
+        return market
+
+    def _release(self, opened: Marketplace) -> None:
+        opened.store.close()
 
     async def get(self) -> Marketplace:
         try:
@@ -172,12 +168,6 @@ class WealthHost:
             raise _problem(error) from error
         except FundError as error:
             raise ServiceUnavailable(f"the money-market fund cannot open: {error}") from error
-
-    def close(self) -> None:
-        with self._lock:
-            if self._opened is not None:
-                self._opened.store.close()
-                self._opened = None
 
 
 def _problem(error: WealthError) -> Problem:
@@ -212,14 +202,17 @@ def _fund_problem(error: FundError) -> Problem:
     return Problem("wealth_conflict", f"the money-market fund refused: {error}")
 
 
-async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking marketplace call off the event loop; refusals become problems."""
-    try:
-        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
-    except WealthError as error:
-        raise _problem(error) from error
-    except FundError as error:
-        raise _fund_problem(error) from error
+def _refused(error: Exception) -> Problem | None:
+    """The answer to an error of a marketplace call: the marketplace's refusals and the fund's
+    (reached through it); anything else is raised."""
+    if isinstance(error, WealthError):
+        return _problem(error)
+    if isinstance(error, FundError):
+        return _fund_problem(error)
+    return None
+
+
+_call = caller(_refused)
 
 
 def _sale_time(value: datetime, name: str) -> datetime:
