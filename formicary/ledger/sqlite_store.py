@@ -16,17 +16,20 @@ Design (figures measured on this 2-core box, 1M transfers in batches of 8,190):
   gets worse as the log grows. Instead the *index file* (`path` + "-index", derived data,
   rebuilt if missing, stale, foreign or of an older layout) is filled by a background thread in
   steps within buckets of 131,072 consecutive transfers: each step groups its transfers'
-  timestamps per account and writes one `runs(bucket, account_id, timestamp_first,
-  timestamps)` row per account touched, the timestamps packed as int64. The grouping runs in C
-  without the GIL (native.sqlite_writer's `group_postings`, ~0.4-0.7 us per transfer) on a
-  connection to the index file with the log ATTACHed, so it never takes the log's write lock;
-  a row per posting with an ORDER BY in SQL (the first layout) cost 1.3-2.9 us per transfer, as
-  much CPU as the commit itself. The bucket leads the key so that a step's inserts stay in a
-  small cached region: keyed by account first, the rows of a step with 1M accounts landed all
-  over the B-tree and SQLite durable fell from 370k to 200k transfers/s. A query probes the
-  account's runs in each bucket of its window up to the indexer's watermark (read first, so
-  that the log snapshot taken after it contains every indexed transfer), fetches those
-  transfers by timestamp, and scans the log after the watermark.
+  timestamps per account and writes the accounts, in id order, in chunks of up to 128: one
+  `runs(bucket, step, first_account, postings)` row per chunk, the chunk holding its accounts'
+  ids, offsets and packed timestamps. The grouping runs in C without the GIL
+  (native.sqlite_writer's `group_postings`: ~0.35 us per transfer with 10k accounts, ~1.1 us
+  with 1M) on a connection to the index file with the log ATTACHed, in a deferred transaction,
+  so it never takes the log's write lock. A row per posting with an ORDER BY in SQL (the first
+  layout) cost 1.3-2.9 us per transfer, as much CPU as the commit itself; a row per account
+  keyed by account landed all over the B-tree with 1M accounts (SQLite durable fell from 370k
+  to 200k transfers/s): bucket first keeps a step's inserts in a small cached region. A
+  bucket indexed in several small steps is regrouped in one once it has four or is whole. A
+  query probes, per bucket and step of its window, the one chunk that may hold the account,
+  up to the indexer's watermark (read first, so that the log snapshot taken after it contains
+  every indexed transfer), fetches those transfers by timestamp, and scans the log after the
+  watermark.
 - Pragmas: page_size 4096/8192/16384/65536, cache_size up to 200 MB, mmap and temp_store made
   no measurable difference to commit (all within run-to-run noise of +-20% on this VM), so the
   log keeps the defaults.
@@ -36,8 +39,8 @@ Measured, 1M transfers committed in batches of 8,190 (small ids / random 128-bit
   commit alone, indexer running beside it: 160k-290k rows/s (it shares the core, see _storekit);
   engine + commit end to end: 363k/s (10k accounts), 253k/s (1M) with indexing deferred,
   215k/s and 188k/s with the index kept up to date all along (engine alone: 805k/s, 423k/s);
-  indexing alone: 1.4-2.2M transfers/s (in rows per posting: ~560k); load_log: 600-740k
-  rows/s; load_accounts: 800k-1M rows/s;
+  indexing alone: ~3M transfers/s with 10k accounts, ~0.9M/s with 1M (in rows per posting:
+  0.4-0.6M/s); load_log: 600-740k rows/s; load_accounts: 800k-1M rows/s;
   account_transfers (limit 100): 0.03-0.4 ms indexed, ~30 ms when scanning a 524k-row tail.
 """
 
@@ -404,8 +407,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL: the index is rebuilt from the log, so it needs consistency, not durability.
             conn.execute("PRAGMA synchronous=NORMAL")
-            # A step inserts one row per account touched, anywhere in the runs B-tree: keep its
-            # inner pages and recent leaves in memory.
+            # Queries and regrouped buckets read recent chunks again: keep them in memory.
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("ATTACH DATABASE ? AS log", (self.path,))
             conn.execute("BEGIN IMMEDIATE")
