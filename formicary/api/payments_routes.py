@@ -1,8 +1,8 @@
 """HTTP routes of the payments core, under /v1/payments.
 
-Parties and wallets, coupon campaigns, the cashier (orders, quotes, payments), refunds, the T+1
-settlement, offline payments (merchant static QR, user payment codes), bill payments to
-(simulated) utilities and family accounts, each a thin layer over
+Parties and wallets, coupon campaigns and red-packet claims, the cashier (orders, quotes,
+payments), refunds, the T+1 settlement, offline payments (merchant static QR, user payment
+codes), bill payments to (simulated) utilities and family accounts, each a thin layer over
 `formicary.payments.Payments`. The core is opened on the first request that needs it (its
 SQLite file, its secret, its platform accounts in the ledger, and a recovery pass over whatever
 a crash left open), so a server used only as a ledger creates no payments files.
@@ -54,6 +54,9 @@ from formicary.api.payments_wire import (
     BillPayIn,
     BillPaymentOut,
     BillsOut,
+    CampaignClaimIn,
+    CampaignClaimOut,
+    CampaignClaimsOut,
     CampaignClosedOut,
     CampaignIn,
     CampaignOut,
@@ -124,6 +127,7 @@ from formicary.payments import (
     user_wallet_id,
 )
 from formicary.payments.batch import BatchItem, PaymentBatches
+from formicary.payments.campaigns import CampaignClaim
 from formicary.payments.context import TEXT_MAX
 
 __all__ = [
@@ -146,6 +150,9 @@ BATCHES_FILE = "batches.db"
 SECRET_FILE = "secret"
 # The core's minimum: HMAC keys for payment codes, QR codes and card fingerprints derive from it.
 SECRET_BYTES_MIN = 32
+# A page of a campaign's red-packet claims (a Double-11 packet has millions).
+CLAIMS_PAGE_DEFAULT = 1000
+CLAIMS_PAGE_MAX = 10_000
 
 # payments error code -> problem code: the same, except where the API already names the case.
 _ALIASES = {"ledger_busy": "service_busy"}
@@ -416,6 +423,22 @@ def _campaign_out(c: Campaign, remaining_fen: int) -> CampaignOut:
     )
 
 
+def _claim_out(cl: CampaignClaim) -> CampaignClaimOut:
+    return CampaignClaimOut(
+        id=cl.id,
+        campaign_id=cl.campaign_id,
+        user_id=cl.user_id,
+        request_id=cl.request_id,
+        amount_fen=cl.amount_fen,
+        state=str(cl.state),
+        failure_code=cl.failure_code,
+        failure_detail=cl.failure_detail,
+        wallet_account_id=str(user_wallet_id(cl.user_id)),
+        created_ns=cl.created_ns,
+        completed_ns=cl.completed_ns,
+    )
+
+
 def _order_out(order: Order, payment_id: int | None) -> OrderOut:
     return OrderOut(
         id=order.id,
@@ -659,6 +682,16 @@ def _order(payments: Payments, order_id: int) -> OrderOut:
 def _campaign(payments: Payments, campaign_id: int) -> CampaignOut:
     campaign = payments.campaigns.get(campaign_id)
     return _campaign_out(campaign, payments.campaigns.remaining_fen(campaign_id))
+
+
+def _claims(payments: Payments, campaign_id: int, after_id: int, limit: int) -> CampaignClaimsOut:
+    payments.campaigns.get(campaign_id)  # an unknown campaign is a 404, not an empty list
+    found = payments.campaigns.claims(campaign_id, after_id=after_id, limit=limit)
+    return CampaignClaimsOut(
+        campaign_id,
+        [_claim_out(cl) for cl in found],
+        next_after_id=found[-1].id if len(found) == limit else None,
+    )
 
 
 def _merchant(payments: Payments, merchant_id: int) -> MerchantOut:
@@ -968,6 +1001,59 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         payments = await host.get()
         swept = await _call(payments.campaigns.close, campaign_id)
         return CampaignClosedOut(await _call(_campaign, payments, campaign_id), swept)
+
+    @post(
+        "/v1/payments/campaigns/{campaign_id:int}/claims",
+        summary="A user claims one red packet into the wallet (idempotent by user and request_id)",
+        **write,
+        **strict_body(CampaignClaimIn),
+    )
+    async def claim_red_packet(
+        campaign_id: RowIdPath, data: Annotated[CampaignClaimIn, Body()]
+    ) -> CampaignClaimOut:
+        """The campaign's `discount_fen` moves from its budget into the user's wallet, `succeeded`.
+        Only an active, platform-funded red packet valid at every merchant can be claimed
+        (otherwise 422 `coupon_not_applicable`), once per user (a second claim is 409
+        `invalid_state`). The budget's ledger account refuses the claim that would overspend it
+        (422 `coupon_exhausted`), however many claims race. The same `request_id` of the same
+        user answers the same claim (one the budget could not cover: `coupon_exhausted` again) and
+        moves nothing again, even after a restart; for another campaign it is a 409
+        `idempotency_conflict`."""
+        payments = await host.get()
+        claim = await _call(
+            payments.campaigns.claim, campaign_id, data.user_id, request_id=data.request_id
+        )
+        return _claim_out(claim)
+
+    @get(
+        "/v1/payments/campaigns/{campaign_id:int}/claims",
+        summary="A page of a campaign's red-packet claims, oldest first (failed ones too)",
+        **read,
+    )
+    async def list_claims(
+        campaign_id: RowIdPath,
+        after_id: Annotated[
+            int,
+            QueryParameter(
+                ge=0, le=2**62, required=False, description="the last claim `id` already read"
+            ),
+        ] = 0,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=CLAIMS_PAGE_MAX, required=False)
+        ] = CLAIMS_PAGE_DEFAULT,
+    ) -> CampaignClaimsOut:
+        """A page of claims: pass `next_after_id` as `after_id` for the next (null: no more)."""
+        payments = await host.get()
+        return await _call(_claims, payments, campaign_id, after_id, limit)
+
+    @get(
+        "/v1/payments/claims/{claim_id:int}",
+        summary="A red-packet claim (a failed one with its failure code)",
+        **read,
+    )
+    async def get_claim(claim_id: RowIdPath) -> CampaignClaimOut:
+        payments = await host.get()
+        return _claim_out(await _call(payments.campaigns.get_claim, claim_id))
 
     # -- the cashier
 
@@ -1446,6 +1532,9 @@ def payment_routes(host: PaymentsHost, idempotency: IdempotencyCache) -> list[An
         create_campaign,
         get_campaign,
         close_campaign,
+        claim_red_packet,
+        list_claims,
+        get_claim,
         create_order,
         get_order,
         quote,

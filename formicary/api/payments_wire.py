@@ -1,11 +1,11 @@
 """Wire types of the payments HTTP routes (shared with the SDK).
 
 Amounts are JSON integers in fen, 1 .. 10^12 per operation (the payments core's bound); the
-payments' own ids (users, merchants, cards, campaigns, orders, payments, refunds, settlements,
-billers, bills, bill payments, family grants) are JSON integers, 1 .. 2^63 - 1 (SQLite row
-ids); ledger account ids (128-bit) are strings of decimal digits, as everywhere in the ledger
-API. Times are ns since the epoch; dates are ISO `YYYY-MM-DD` business days in China Standard
-Time; months `YYYY-MM` in Beijing time (the same UTC+8).
+payments' own ids (users, merchants, cards, campaigns, red-packet claims, orders, payments,
+refunds, settlements, billers, bills, bill payments, family grants) are JSON integers,
+1 .. 2^63 - 1 (SQLite row ids); ledger account ids (128-bit) are strings of decimal digits, as
+everywhere in the ledger API. Times are ns since the epoch; dates are ISO `YYYY-MM-DD` business
+days in China Standard Time; months `YYYY-MM` in Beijing time (the same UTC+8).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ __all__ = [
     "BillerOut",
     "BillersOut",
     "BillsOut",
+    "CampaignClaimIn",
+    "CampaignClaimOut",
+    "CampaignClaimsOut",
     "CampaignClosedOut",
     "CampaignIn",
     "CampaignOut",
@@ -170,6 +173,14 @@ class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
     funder_merchant_id: RowId | None = None
     merchant_id: RowId | None = None
     min_order_fen: MinOrderFen = 0
+
+
+class CampaignClaimIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A user claims one packet of a platform red packet (its `discount_fen` goes into the
+    user's wallet); `request_id` makes a retry safe."""
+
+    user_id: RowId
+    request_id: Text128
 
 
 class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -351,6 +362,31 @@ class CampaignOut(msgspec.Struct):
 class CampaignClosedOut(msgspec.Struct):
     campaign: CampaignOut
     swept_fen: int
+
+
+class CampaignClaimOut(msgspec.Struct):
+    """A red-packet claim: `amount_fen` moved from the campaign's budget to the user's wallet
+    (`wallet_account_id`) once it `succeeded`."""
+
+    id: int
+    campaign_id: int
+    user_id: int
+    request_id: str
+    amount_fen: int
+    state: str  # created (the transfer is in flight), succeeded or failed
+    failure_code: str  # of a failed claim: e.g. coupon_exhausted
+    failure_detail: str
+    wallet_account_id: str
+    created_ns: int
+    completed_ns: int
+
+
+class CampaignClaimsOut(msgspec.Struct):
+    """A page of a campaign's claims, oldest first, failed ones included."""
+
+    campaign_id: int
+    claims: list[CampaignClaimOut]
+    next_after_id: int | None  # pass as `after_id` for the next page; None: no more
 
 
 class OrderOut(msgspec.Struct):

@@ -1,8 +1,8 @@
 """The payments calls, as data both clients send: one place builds each request.
 
 A money-moving call without its key (`request_id`, `request_no`) gets a fresh one, sent with
-every retry of that call, so a retried top-up, withdrawal, refund, QR or bill payment is applied
-once.
+every retry of that call, so a retried top-up, withdrawal, refund, QR or bill payment or
+red-packet claim is applied once.
 Creations (users, merchants, campaigns) carry a fresh Idempotency-Key instead: the server
 keeps it with the record it created, so a retry answers that record, even after a restart.
 """
@@ -24,6 +24,9 @@ from formicary.api.payments_wire import (
     BillPayIn,
     BillPaymentOut,
     BillsOut,
+    CampaignClaimIn,
+    CampaignClaimOut,
+    CampaignClaimsOut,
     CampaignClosedOut,
     CampaignIn,
     CampaignOut,
@@ -68,7 +71,10 @@ __all__ = [
     "billers",
     "bind_card",
     "campaign",
+    "campaign_claims",
     "cards",
+    "claim",
+    "claim_red_packet",
     "close_campaign",
     "create_campaign",
     "create_order",
@@ -125,6 +131,8 @@ _CARDS = msgspec.json.Decoder(CardsOut)
 _CARD_TRANSFER = msgspec.json.Decoder(CardTransferOut)
 _CAMPAIGN = msgspec.json.Decoder(CampaignOut)
 _CAMPAIGN_CLOSED = msgspec.json.Decoder(CampaignClosedOut)
+_CLAIM = msgspec.json.Decoder(CampaignClaimOut)
+_CLAIMS = msgspec.json.Decoder(CampaignClaimsOut)
 _ORDER = msgspec.json.Decoder(OrderOut)
 _QUOTE = msgspec.json.Decoder(QuoteOut)
 _PAYMENT = msgspec.json.Decoder(PaymentOut)
@@ -269,6 +277,20 @@ def campaign(campaign_id: int) -> PaymentsCall:
 
 def close_campaign(campaign_id: int) -> PaymentsCall:
     return _post(f"/campaigns/{_id(campaign_id, 'campaign_id')}/close", None, _CAMPAIGN_CLOSED)
+
+
+def claim_red_packet(campaign_id: int, user_id: int, request_id: str | None) -> PaymentsCall:
+    body = CampaignClaimIn(user_id=user_id, request_id=request_id or _key())
+    return _post(f"/campaigns/{_id(campaign_id, 'campaign_id')}/claims", body, _CLAIM)
+
+
+def campaign_claims(campaign_id: int, after_id: int = 0, limit: int = 1000) -> PaymentsCall:
+    params = {"after_id": str(after_id), "limit": str(limit)}
+    return _get(f"/campaigns/{_id(campaign_id, 'campaign_id')}/claims", _CLAIMS, params)
+
+
+def claim(claim_id: int) -> PaymentsCall:
+    return _get(f"/claims/{_id(claim_id, 'claim_id')}", _CLAIM)
 
 
 # -- the cashier and refunds

@@ -37,6 +37,8 @@ from formicary.api.payments_wire import (
     BillOut,
     BillPaymentOut,
     BillsOut,
+    CampaignClaimOut,
+    CampaignClaimsOut,
     CampaignClosedOut,
     CampaignOut,
     CardOut,
@@ -677,6 +679,25 @@ class Client:
     def payments_close_campaign(self, campaign_id: int) -> CampaignClosedOut:
         """Stop a campaign's discounts and return what is left to its funder."""
         return self._payments(p.close_campaign(campaign_id))
+
+    def payments_claim_red_packet(
+        self, campaign_id: int, user_id: int, *, request_id: str | None = None
+    ) -> CampaignClaimOut:
+        """The user claims one packet of a red packet: its `discount_fen` goes into the
+        user's wallet. One claim per user and campaign; idempotent by `request_id` (a fresh one
+        when omitted, reused by the client's retries)."""
+        return self._payments(p.claim_red_packet(campaign_id, user_id, request_id))
+
+    def payments_campaign_claims(
+        self, campaign_id: int, *, after_id: int = 0, limit: int = 1000
+    ) -> CampaignClaimsOut:
+        """A page of a campaign's red-packet claims, oldest first (failed ones too); pass
+        `next_after_id` as `after_id` for the next page (None: no more)."""
+        return self._payments(p.campaign_claims(campaign_id, after_id, limit))
+
+    def payments_claim(self, claim_id: int) -> CampaignClaimOut:
+        """A red-packet claim (a failed one with its `failure_code`)."""
+        return self._payments(p.claim(claim_id))
 
     def payments_create_order(
         self, merchant_id: int, amount_fen: int, *, merchant_order_no: str, description: str = ""

@@ -349,12 +349,15 @@ class Campaigns:
             raise UnknownParty(f"no claim {claim_id}")
         return found
 
-    def claims(self, campaign_id: int) -> list[CampaignClaim]:
-        """Every claim of a campaign, oldest first (failed ones included)."""
+    def claims(
+        self, campaign_id: int, *, after_id: int = 0, limit: int = -1
+    ) -> list[CampaignClaim]:
+        """A campaign's claims with ids above `after_id`, oldest first (failed ones included),
+        at most `limit` of them (-1: all)."""
         return self._ctx.store.all(
             CampaignClaim,
-            "SELECT * FROM campaign_claims WHERE campaign_id = ? ORDER BY id",
-            (campaign_id,),
+            "SELECT * FROM campaign_claims WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (campaign_id, after_id, limit),
         )
 
     def resume_claim(self, claim_id: int) -> CampaignClaim:

@@ -45,6 +45,8 @@ ROUTES = (
     "/v1/payments/merchants/{merchant_id}/qr",
     "/v1/payments/campaigns",
     "/v1/payments/campaigns/{campaign_id}",
+    "/v1/payments/campaigns/{campaign_id}/claims",
+    "/v1/payments/claims/{claim_id}",
     "/v1/payments/orders",
     "/v1/payments/orders/{order_id}",
     "/v1/payments/orders/{order_id}/quote",
@@ -115,7 +117,8 @@ def seed(app: Litestar) -> None:
             response = client.post(path, json=body)
             assert response.status_code == 200, response.text
             assert {r["result"] for r in response.json()["results"]} == {"ok"}
-        # Payments: user, card, merchant, campaign, order, payment and refund number 1.
+        # Payments: user, card, merchant, campaign, red-packet claim, order, payment and refund
+        # number 1.
         merchant = {
             "name": "Shop",
             "category": "5411",
@@ -134,6 +137,7 @@ def seed(app: Litestar) -> None:
             ),
             ("/v1/payments/merchants", merchant),
             ("/v1/payments/campaigns", campaign),
+            ("/v1/payments/campaigns/1/claims", {"user_id": 1, "request_id": "s"}),
             (
                 "/v1/payments/orders",
                 {"merchant_id": 1, "amount_fen": 500, "merchant_order_no": "1"},
