@@ -109,6 +109,12 @@ FundNo = Annotated[
         show_default=False,
     ),
 ]
+SourceOption = Annotated[
+    str, typer.Option("--source", help="wallet, or fund: the user's money-market fund shares")
+]
+PayoutOption = Annotated[
+    str, typer.Option("--payout", help="wallet, or fund: the maturity goes on into the fund")
+]
 Redemption = Annotated[
     str,
     typer.Option(
@@ -726,12 +732,8 @@ def buy_command(
     amount_yuan: Annotated[
         str | None, typer.Option("--amount-yuan", help="the amount, yuan (e.g. 1234.56)")
     ] = None,
-    source: Annotated[
-        str, typer.Option("--source", help="wallet, or fund: the user's money-market fund shares")
-    ] = "wallet",
-    payout: Annotated[
-        str, typer.Option("--payout", help="wallet, or fund: the maturity goes on into the fund")
-    ] = "wallet",
+    source: SourceOption = "wallet",
+    payout: PayoutOption = "wallet",
     fund_no: FundNo = None,
     redemption: Redemption = "instant",
     request_id: Annotated[
@@ -820,12 +822,8 @@ def reserve_command(
             show_default=False,
         ),
     ] = None,
-    source: Annotated[
-        str, typer.Option("--source", help="wallet, or fund: the user's money-market fund shares")
-    ] = "wallet",
-    payout: Annotated[
-        str, typer.Option("--payout", help="wallet, or fund: maturities go on into the fund")
-    ] = "wallet",
+    source: SourceOption = "wallet",
+    payout: PayoutOption = "wallet",
     fund_no: FundNo = None,
     redemption: Redemption = "instant",
     request_id: Annotated[
