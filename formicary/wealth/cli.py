@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NamedTuple, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +41,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from formicary.wealth import Issuer, Marketplace, Payout, TickReport, Vetting
+    from formicary.wealth.funding import FundingSource
 
 __all__ = ["app"]
 
@@ -757,26 +758,20 @@ def buy_command(
     standard (T+1) redemption without them, refused when the sale closes before the day its
     cash arrives.
     """
-    from formicary.wealth.funding import funding_source, payout_for
-
     product_id = _product_id(product)
     user_id = _user(user)
     wallet_id = _wallet(wallet)
     amount = _fen(_required(amount_yuan, "--amount-yuan YUAN"), "--amount-yuan")
-    source_kind = _choice(source, "--source")
-    payout_kind = _choice(payout, "--payout")
-    fund = _fund_no(fund_no, source_kind)
-    how = _redemption(redemption, source_kind)
-    request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
+    funding = _Funding.parse(source, payout, fund_no, redemption)
+    request = _request_id(request_id)
     with _open(database_url, wealth_dir, funds_dir) as market:
-        funding = funding_source(market, source_kind, fund, user_id, wallet_id, how)
         bought = market.purchase(
             product_id,
             user_id,
             amount,
-            funding,
+            funding.source(market, user_id, wallet_id),
             request,
-            payout=payout_for(market, payout_kind, fund, wallet_id),
+            payout=funding.payout(market, wallet_id),
         )
         t = market.product(product_id).terms
     interest = t.interest_for(bought.amount_fen)
@@ -848,7 +843,6 @@ def reserve_command(
     T+1 redemption without them that skips products whose sale closes before its cash arrives.
     """
     from formicary.wealth import yield_percent
-    from formicary.wealth.funding import funding_source, payout_for
     from formicary.wealth.terms import BEIJING
 
     user_id = _user(user)
@@ -858,11 +852,8 @@ def reserve_command(
     longest = _int(_required(term_max_days, "--term-max-days DAYS"), "--term-max-days")
     days = None if valid_days is None else _int(valid_days, "--valid-days")
     min_yield = _bp(min_yield_pct, "--min-yield-pct")
-    source_kind = _choice(source, "--source")
-    payout_kind = _choice(payout, "--payout")
-    fund = _fund_no(fund_no, source_kind)
-    how = _redemption(redemption, source_kind)
-    request = f"cli-{uuid.uuid4().hex}" if request_id is None else request_id
+    funding = _Funding.parse(source, payout, fund_no, redemption)
+    request = _request_id(request_id)
     with _open(database_url, wealth_dir, funds_dir) as market:
         made = market.reserve(
             user_id,
@@ -871,8 +862,8 @@ def reserve_command(
             term_max_days=longest,
             min_yield_bp=min_yield,
             amount_fen=amount,
-            source=funding_source(market, source_kind, fund, user_id, wallet_id, how),
-            payout=payout_for(market, payout_kind, fund, wallet_id),
+            source=funding.source(market, user_id, wallet_id),
+            payout=funding.payout(market, wallet_id),
             valid_days=days,
         )
     expires = datetime.fromtimestamp(made.expires_ns // 10**9, BEIJING)
@@ -967,6 +958,42 @@ def _int(text: str, flag: str, *, low: int | None = None, high: int | None = Non
     if (low is not None and number < low) or (high is not None and number > high):
         raise _fail(f"{flag} must be {low} to {high}, got {number}")
     return number
+
+
+class _Funding(NamedTuple):
+    """--source, --payout, --fund-no and --redemption of buy and reserve, checked."""
+
+    source_kind: str
+    payout_kind: str
+    fund_no: int | None
+    redemption: str
+
+    @classmethod
+    def parse(cls, source: str, payout: str, fund_no: str | None, redemption: str) -> _Funding:
+        source_kind = _choice(source, "--source")
+        return cls(
+            source_kind,
+            _choice(payout, "--payout"),
+            _fund_no(fund_no, source_kind),
+            _redemption(redemption, source_kind),
+        )
+
+    def source(self, market: Marketplace, user_id: str, wallet_id: int) -> FundingSource:
+        from formicary.wealth.funding import funding_source
+
+        return funding_source(
+            market, self.source_kind, self.fund_no, user_id, wallet_id, self.redemption
+        )
+
+    def payout(self, market: Marketplace, wallet_id: int) -> Payout:
+        from formicary.wealth.funding import payout_for
+
+        return payout_for(market, self.payout_kind, self.fund_no, wallet_id)
+
+
+def _request_id(given: str | None) -> str:
+    """The caller's request id, or a new one (printed, so that a retry can reuse it)."""
+    return f"cli-{uuid.uuid4().hex}" if given is None else given
 
 
 def _fund_no(text: str | None, source: str) -> int | None:
