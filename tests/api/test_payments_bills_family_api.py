@@ -12,14 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import TestClient
 
-from formicary.api import create_app
-from formicary.ledger.service import LedgerService
-from formicary.ledger.store import open_store
 from formicary.payments.parties import luhn_ok
-from tests.client.client_builders import served
-from tests.payments.world import T0_NS, ManualClock, card_number
+from tests.api.payments_http import PaymentsHttp, payments_app
+from tests.payments.world import card_number
 
 PHONE = "13800138000"  # every well-formed mobile number is a customer of the phone biller
 DAY_S = 24 * 3600
@@ -49,28 +45,8 @@ def luhn_account(n: int, digits: int = 10) -> str:
     return next(body + str(d) for d in range(10) if luhn_ok(body + str(d)))
 
 
-class Api:
-    """A test client for the payments routes (a TestClient, or httpx against uvicorn)."""
-
-    def __init__(self, client: TestClient | httpx.Client, clock: ManualClock) -> None:
-        self.client = client
-        self.clock = clock
-
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> httpx.Response:
-        return self.client.request(method, f"/v1/payments{path}", json=body, params=params or None)
-
-    def ok(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = self.call(method, path, body, **params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def refused(
-        self, method: str, path: str, body: Any, status: int, code: str, **params: Any
-    ) -> Any:
-        response = self.call(method, path, body, **params)
-        assert (response.status_code, response.json()["code"]) == (status, code), response.text
-        assert response.headers["content-type"].startswith("application/problem+json")
-        return response.json()
+class Api(PaymentsHttp):
+    """The payments routes' test client, with what bills and family accounts need."""
 
     def user(self, balance_fen: int = 0, level: str = "full") -> int:
         """A user with `balance_fen` topped up from a bound card."""
@@ -105,40 +81,18 @@ class Api:
         available: int = self.ok("GET", f"/{owner}s/{owner_id}/wallet")["available_fen"]
         return available
 
-    def books(self) -> dict[str, Any]:
-        """The CNY ledger's trial balance: any movement of money changes it."""
-        response = self.client.get("/v1/ledgers/156/trial-balance")
-        assert response.status_code == 200, response.text
-        books: dict[str, Any] = response.json()
-        assert books["balanced"]
-        return books
-
 
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
-    clock = ManualClock(T0_NS)  # 10:00 China Standard Time on Double 11, 2025
-    service = LedgerService(open_store(database_url), clock_ns=clock)
-    service.start()
-    try:
-        app = create_app(service=service, payments_dir=tmp_path / "payments")
-        with TestClient(app) as client:
-            yield Api(client, clock)
-    finally:
-        service.close()
+    with payments_app(database_url, tmp_path) as (client, clock):
+        yield Api(client, clock)
 
 
 @pytest.fixture
 def served_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app under uvicorn in a thread, for requests that really run concurrently."""
-    clock = ManualClock(T0_NS)
-    service = LedgerService(open_store(database_url), clock_ns=clock)
-    service.start()
-    try:
-        app = create_app(service=service, payments_dir=tmp_path / "payments")
-        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
-            yield Api(client, clock)
-    finally:
-        service.close()
+    with payments_app(database_url, tmp_path, serve=True) as (client, clock):
+        yield Api(client, clock)
 
 
 # ----------------------------------------------------------------------------- bills

@@ -12,14 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import TestClient
 
-from formicary.api import create_app
-from formicary.ledger.service import LedgerService
-from formicary.ledger.store import open_store
 from formicary.payments import MARKETING_ID
-from tests.client.client_builders import served
-from tests.payments.world import T0_NS, ManualClock
+from tests.api.payments_http import PaymentsHttp, payments_app
+from tests.payments.world import T0_NS
 
 MERCHANT = {
     "name": "Shop",
@@ -30,25 +26,8 @@ MERCHANT = {
 }
 
 
-class Api:
-    """A test client for the payments routes (a TestClient, or httpx against uvicorn)."""
-
-    def __init__(self, client: TestClient | httpx.Client) -> None:
-        self.client = client
-
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return self.client.request(method, f"/v1/payments{path}", json=body)
-
-    def ok(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.call(method, path, body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def refused(self, method: str, path: str, body: Any, status: int, code: str) -> Any:
-        response = self.call(method, path, body)
-        assert (response.status_code, response.json()["code"]) == (status, code), response.text
-        assert response.headers["content-type"].startswith("application/problem+json")
-        return response.json()
+class Api(PaymentsHttp):
+    """The payments routes' test client, with what claims need."""
 
     def user(self) -> int:
         user: int = self.ok("POST", "/users", {"name": "u", "identity_level": "full"})["id"]
@@ -87,39 +66,18 @@ class Api:
         balance: int = a["credits_posted"] - a["debits_posted"]
         return balance
 
-    def books(self) -> dict[str, Any]:
-        """The CNY ledger's trial balance: any movement of money changes it."""
-        response = self.client.get("/v1/ledgers/156/trial-balance")
-        assert response.status_code == 200, response.text
-        books: dict[str, Any] = response.json()
-        assert books["balanced"]
-        return books
-
 
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
-    clock = ManualClock(T0_NS)  # 10:00 China Standard Time on Double 11, 2025
-    service = LedgerService(open_store(database_url), clock_ns=clock)
-    service.start()
-    try:
-        app = create_app(service=service, payments_dir=tmp_path / "payments")
-        with TestClient(app) as client:
-            yield Api(client)
-    finally:
-        service.close()
+    with payments_app(database_url, tmp_path) as (client, clock):
+        yield Api(client, clock)
 
 
 @pytest.fixture
 def served_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app under uvicorn in a thread, for requests that really run concurrently."""
-    service = LedgerService(open_store(database_url), clock_ns=ManualClock(T0_NS))
-    service.start()
-    try:
-        app = create_app(service=service, payments_dir=tmp_path / "payments")
-        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
-            yield Api(client)
-    finally:
-        service.close()
+    with payments_app(database_url, tmp_path, serve=True) as (client, clock):
+        yield Api(client, clock)
 
 
 # ----------------------------------------------------------------------------- claims
