@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 import formicary.client as sdk
-from tests.client.wealth_server import CLOSE, MONDAY_10AM_NS, OPEN, Clock, serve_wealth
+from tests.client.wealth_server import (
+    CLOSE,
+    MONDAY_10AM_NS,
+    OPEN,
+    Clock,
+    seed_fund_and_bank,
+    serve_wealth,
+)
 
 PER_ORDER = 5_000_000  # the fund's default instant (T+0) limit for one redemption
 
@@ -25,28 +32,6 @@ def clock() -> Clock:
 def base_url(tmp_path: Path, clock: Clock) -> Iterator[str]:
     with serve_wealth(tmp_path, clock) as url:
         yield url
-
-
-def _setup(client: sdk.Client) -> None:
-    """A bank, wallet 11 with 300,000 yuan, alice's 200,000 yuan of fund shares, a big bank."""
-    client.create_accounts(
-        [
-            sdk.AccountIn(id="1", ledger=156, code=1),
-            sdk.AccountIn(id="11", ledger=156, code=2, flags=["debits_must_not_exceed_credits"]),
-        ]
-    )
-    client.create_transfer(
-        sdk.TransferIn(
-            id="1",
-            debit_account_id="1",
-            credit_account_id="11",
-            amount=3 * 10**7,
-            ledger=156,
-            code=1,
-        )
-    )
-    client.fund_subscribe("alice", 11, 2 * 10**7, request_id="s1")
-    client.wealth_register_issuer("icbc", "Big Bank", "bank", total_assets_fen=10**17)
 
 
 def _product(client: sdk.Client, product_id: str, issuer_id: str = "icbc") -> sdk.ProductOut:
@@ -68,7 +53,7 @@ def test_sync_client_fund_purchases_whitelist_reservations_and_books(
     base_url: str, clock: Clock
 ) -> None:
     with sdk.Client(base_url) as client:
-        _setup(client)
+        seed_fund_and_bank(client)
         # Whitelisting admits an issuer of kind `other`.
         trust = client.wealth_register_issuer("trust", "A Trust", "other")
         assert (trust.vetting.passed, trust.vetting.rule, trust.whitelisted) == (
@@ -154,7 +139,7 @@ def test_sync_client_fund_purchases_whitelist_reservations_and_books(
 
 def test_async_client_fund_calls(base_url: str) -> None:
     with sdk.Client(base_url) as setup:
-        _setup(setup)
+        seed_fund_and_bank(setup)
 
     async def main() -> None:
         async with sdk.AsyncClient(base_url) as client:

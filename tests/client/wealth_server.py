@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import formicary.client as sdk
 from formicary.api import create_app
 from formicary.funds.calendar import BEIJING
 from formicary.ledger import LedgerService, open_store
@@ -41,3 +42,25 @@ def serve_wealth(tmp_path: Path, clock: Clock) -> Iterator[str]:
             yield base_url
     finally:
         service.close()
+
+
+def seed_fund_and_bank(client: sdk.Client) -> None:
+    """A bank, wallet 11 with 300,000 yuan, alice's 200,000 yuan of fund shares, a big bank."""
+    client.create_accounts(
+        [
+            sdk.AccountIn(id="1", ledger=156, code=1),
+            sdk.AccountIn(id="11", ledger=156, code=2, flags=["debits_must_not_exceed_credits"]),
+        ]
+    )
+    client.create_transfer(
+        sdk.TransferIn(
+            id="1",
+            debit_account_id="1",
+            credit_account_id="11",
+            amount=3 * 10**7,
+            ledger=156,
+            code=1,
+        )
+    )
+    client.fund_subscribe("alice", 11, 2 * 10**7, request_id="s1")
+    client.wealth_register_issuer("icbc", "Big Bank", "bank", total_assets_fen=10**17)

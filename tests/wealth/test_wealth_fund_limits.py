@@ -28,7 +28,16 @@ from formicary.wealth import (
     SoldOut,
     WalletSource,
 )
-from tests.wealth.wealth_builders import MONDAY_10AM, MarketWorld, beijing, terms, world
+from tests.wealth.wealth_builders import (
+    MONDAY_10AM,
+    MarketWorld,
+    beijing,
+    fund_books_hold,
+    fund_of,
+    subscribe_holders,
+    terms,
+    world,
+)
 
 # Small limits so that a few purchases reach them: 50 yuan an order, 120 yuan a user and day,
 # 300 yuan for the whole fund a day.
@@ -51,63 +60,37 @@ def small(product_id: str = "p1", **overrides: Any) -> ProductTerms:
     return terms(product_id, min_purchase_fen=1_000, **overrides)
 
 
-def _fund(w: MarketWorld) -> MoneyMarketFund:
-    assert w.fund is not None
-    return w.fund
-
-
-def _holders(w: MarketWorld, users: list[str], fen: int) -> None:
-    for n, user in enumerate(users):
-        _fund(w).subscribe(user, w.wallet(n), fen, f"sub-{user}")
-
-
 def _buy(w: MarketWorld, product: str, user: str, n: int, fen: int, request: str):  # type: ignore[no-untyped-def]
     return w.market.purchase(
-        product, user, fen, FundSource(_fund(w), user), request, payout=Payout(w.wallet(n))
+        product, user, fen, FundSource(fund_of(w), user), request, payout=Payout(w.wallet(n))
     )
-
-
-def _books_hold(w: MarketWorld, users: list[str]) -> None:
-    """Each holder's fund shares are its ledger balance, nothing is left pending, and the
-    holders' shares add up to the shares outstanding, which equal the cash in custody."""
-    fund = _fund(w)
-    total = 0
-    for user in users:
-        (account,) = w.ledger.lookup_accounts([fund.holder_account(user)])
-        assert account.debits_pending == account.credits_pending == 0
-        assert fund.shares(user) == account.credits_posted - account.debits_posted
-        total += fund.shares(user)
-    books = fund.reconcile()
-    assert books["difference_fen"] == 0
-    assert books["shares_outstanding"] == total + books["rounding_shares"]
-    assert w.trial_balances_hold()
 
 
 def test_a_purchase_over_the_per_order_limit_is_refused_with_the_reason(tmp_path: Path) -> None:
     with world(tmp_path, with_fund=True, fund_config=LIMITS) as w:
-        _holders(w, ["alice"], 50_000)
+        subscribe_holders(w, ["alice"], 50_000)
         w.market.list_product(small())
         with pytest.raises(FundLimitExceeded, match="at most 5000 fen") as refused:
             _buy(w, "p1", "alice", 0, 5_001, "r1")
         assert isinstance(refused.value, InsufficientFunds)  # a source that cannot pay now
         # Nothing applied, nothing booked, and the request id is free for a smaller order.
         assert w.market.purchases(product_id="p1") == []
-        assert w.available(_fund(w).holder_account("alice")) == 50_000
-        assert _fund(w).instant_usage("alice")["user_used_fen"] == 0
+        assert w.available(fund_of(w).holder_account("alice")) == 50_000
+        assert fund_of(w).instant_usage("alice")["user_used_fen"] == 0
         bought = _buy(w, "p1", "alice", 0, 5_000, "r1")
         assert bought.status == "reserved"
-        usage = _fund(w).instant_usage("alice")
+        usage = fund_of(w).instant_usage("alice")
         assert (usage["user_used_fen"], usage["user_left_fen"]) == (5_000, 7_000)
         assert usage["available_fen"] == 5_000
         # A retry of the applied request is answered, not refused and not counted twice.
         assert _buy(w, "p1", "alice", 0, 5_000, "r1").replayed
-        assert _fund(w).instant_usage("alice")["user_used_fen"] == 5_000
+        assert fund_of(w).instant_usage("alice")["user_used_fen"] == 5_000
 
 
 def test_the_daily_limits_hold_under_concurrent_purchases(tmp_path: Path) -> None:
     users = ["alice", "bob", "carol", "dave"]
     with world(tmp_path, with_fund=True, fund_config=LIMITS, wallets=4) as w:
-        _holders(w, users, 100_000)
+        subscribe_holders(w, users, 100_000)
         w.market.list_product(small())
         outcomes: list[tuple[str, int | str]] = []
         lock = threading.Lock()
@@ -138,7 +121,7 @@ def test_the_daily_limits_hold_under_concurrent_purchases(tmp_path: Path) -> Non
         assert all(fen <= LIMITS.instant_per_user_day_fen for fen in bought.values())
         assert 0 < sum(bought.values()) <= LIMITS.instant_fund_day_fen
         # The fund counted exactly what the ledger holds reserved, per user and in all.
-        fund = _fund(w)
+        fund = fund_of(w)
         for user in users:
             assert fund.instant_usage(user)["user_used_fen"] == bought[user]
             (holder,) = w.ledger.lookup_accounts([fund.holder_account(user)])
@@ -166,7 +149,7 @@ def test_the_limits_hold_when_reservations_and_buyers_race(tmp_path: Path) -> No
     )
     before_open = beijing(2026, 3, 2, 8, 0)
     with world(tmp_path, when=before_open, with_fund=True, fund_config=config, wallets=8) as w:
-        _holders(w, users, 100_000)
+        subscribe_holders(w, users, 100_000)
         m = w.market
         for n, user in enumerate(users[:4]):  # four reservations of 120 yuan from the fund
             m.reserve(
@@ -176,7 +159,7 @@ def test_the_limits_hold_when_reservations_and_buyers_race(tmp_path: Path) -> No
                 term_max_days=180,
                 min_yield_bp=0,
                 amount_fen=12_000,
-                source=FundSource(_fund(w), user),
+                source=FundSource(fund_of(w), user),
                 payout=Payout(w.wallet(n)),
             )
             w.clock.advance(seconds=1)
@@ -209,7 +192,7 @@ def test_the_limits_hold_when_reservations_and_buyers_race(tmp_path: Path) -> No
         for thread in threads:
             thread.join()
         assert errors == []
-        fund = _fund(w)
+        fund = fund_of(w)
         purchases = m.purchases(product_id="p1")
         total = sum(p.amount_fen for p in purchases)
         assert 0 < total <= config.instant_fund_day_fen
@@ -233,9 +216,9 @@ def test_the_limits_hold_when_reservations_and_buyers_race(tmp_path: Path) -> No
 
 def test_a_failed_launch_gives_the_limit_and_the_shares_back(tmp_path: Path) -> None:
     with world(tmp_path, with_fund=True, fund_config=LIMITS) as w:
-        _holders(w, ["alice", "bob"], 50_000)
+        subscribe_holders(w, ["alice", "bob"], 50_000)
         m = w.market
-        fund = _fund(w)
+        fund = fund_of(w)
         m.list_product(small("fails", min_raise_fen=1_000_000, **SAME_DAY))
         m.list_product(small("later", min_raise_fen=1_000, sale_open=MONDAY_10AM))
         for k in range(3):
@@ -282,15 +265,15 @@ def test_a_failed_launch_gives_the_limit_and_the_shares_back(tmp_path: Path) -> 
         w.clock.set(beijing(2026, 3, 5, 9, 0))
         assert m.close_sale("later").launched
         assert fund.shares("alice") == 45_000
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
 
 def test_books_reconcile_and_maturity_into_the_fund_adds_shares(tmp_path: Path) -> None:
     with world(tmp_path, with_fund=True, fund_config=LIMITS) as w:
         users = ["alice", "bob"]
-        _holders(w, users, 50_000)
+        subscribe_holders(w, users, 50_000)
         m = w.market
-        fund = _fund(w)
+        fund = fund_of(w)
         m.list_product(small(min_raise_fen=1_000))
         a = m.purchase(
             "p1",
@@ -313,7 +296,7 @@ def test_books_reconcile_and_maturity_into_the_fund_adds_shares(tmp_path: Path) 
         assert m.close_sale("p1").launched
         assert (fund.shares("alice"), fund.shares("bob")) == (45_000, 46_000)
         assert fund.instant_usage("alice", MONDAY)["user_used_fen"] == 5_000  # posted: counted
-        _books_hold(w, users)
+        fund_books_hold(w, users)
 
         product = m.product("p1")
         issuer = m.issuer_account_id("icbc")
@@ -329,4 +312,4 @@ def test_books_reconcile_and_maturity_into_the_fund_adds_shares(tmp_path: Path) 
             4_000
         )
         assert w.balance(m.escrow_account_id("p1")) == 0
-        _books_hold(w, users)
+        fund_books_hold(w, users)

@@ -33,10 +33,18 @@ from formicary.wealth import (
 )
 from tests.api import test_wealth_fund_api as http
 from tests.api.test_wealth_fund_api import api, clock  # noqa: F401 (the fixtures)
-from tests.client.wealth_server import CLOSE, OPEN, serve_wealth
+from tests.client.wealth_server import CLOSE, OPEN, seed_fund_and_bank, serve_wealth
 from tests.client.wealth_server import Clock as ServedClock
 from tests.wealth.test_wealth_fund_limits import LIMITS, small
-from tests.wealth.wealth_builders import MONDAY_10AM, MarketWorld, beijing, world
+from tests.wealth.wealth_builders import (
+    MONDAY_10AM,
+    MarketWorld,
+    beijing,
+    fund_books_hold,
+    fund_of,
+    subscribe_holders,
+    world,
+)
 
 # The HTTP tests reuse the fund API tests' `api` (the app on a ledger of each backend, wallets
 # 11-13 of 500,000 yuan, a vetted bank) and `clock` (moved by hand), and their helpers.
@@ -49,46 +57,19 @@ THURSDAY_CLOSE = beijing(2026, 3, 5, 9, 0)  # the default test product's sale cl
 _PENDING = int(TransferFlags.PENDING)
 
 
-def _fund(w: MarketWorld) -> MoneyMarketFund:
-    assert w.fund is not None
-    return w.fund
-
-
-def _holders(w: MarketWorld, users: list[str], fen: int) -> None:
-    for n, user in enumerate(users):
-        _fund(w).subscribe(user, w.wallet(n), fen, f"sub-{user}")
-
-
 def _standard(w: MarketWorld, product: str, user: str, n: int, fen: int, request: str) -> Purchase:
-    source = FundSource(_fund(w), user, redemption="standard")
+    source = FundSource(fund_of(w), user, redemption="standard")
     return w.market.purchase(product, user, fen, source, request, payout=Payout(w.wallet(n)))
 
 
 def _instant(w: MarketWorld, product: str, user: str, n: int, fen: int, request: str) -> Purchase:
-    source = FundSource(_fund(w), user)
+    source = FundSource(fund_of(w), user)
     return w.market.purchase(product, user, fen, source, request, payout=Payout(w.wallet(n)))
 
 
 def _index(w: MarketWorld, user: str) -> int:
-    fund = _fund(w)
+    fund = fund_of(w)
     return fund.holder_account(user) - fund.holder_base
-
-
-def _books_hold(w: MarketWorld, users: list[str]) -> None:
-    """Each holder's fund shares are its ledger balance, nothing is left pending, the holders'
-    shares add up to the shares outstanding, which equal the cash in custody, and every
-    ledger's debits equal its credits."""
-    fund = _fund(w)
-    total = 0
-    for user in users:
-        (account,) = w.ledger.lookup_accounts([fund.holder_account(user)])
-        assert account.debits_pending == account.credits_pending == 0
-        assert fund.shares(user) == account.credits_posted - account.debits_posted
-        total += fund.shares(user)
-    books = fund.reconcile()
-    assert books["difference_fen"] == 0
-    assert books["shares_outstanding"] == total + books["rounding_shares"]
-    assert w.trial_balances_hold()
 
 
 def _standard_orders(fund: MoneyMarketFund, holder: int) -> list[tuple[int, date, date]]:
@@ -104,9 +85,9 @@ def test_a_standard_purchase_over_the_t0_limits_posts_at_the_close_to_the_fen(
     tmp_path: Path,
 ) -> None:
     with world(tmp_path, when=FRIDAY_BEFORE, with_fund=True, fund_config=LIMITS) as w:
-        fund = _fund(w)
+        fund = fund_of(w)
         m = w.market
-        _holders(w, ["alice", "bob"], 50_000)
+        subscribe_holders(w, ["alice", "bob"], 50_000)
         alice = _index(w, "alice")
         holder = fund.holder_account("alice")
         assert w.balance(fund.custody) == 100_000
@@ -184,7 +165,7 @@ def test_a_standard_purchase_over_the_t0_limits_posts_at_the_close_to_the_fen(
         # Its cash went to the escrow: the fund's T+1 payout run has nothing to pay for it.
         assert fund.pay_standard_redemptions(THURSDAY_CLOSE.date()) == 0
         assert w.balance(fund.payable) == 0
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
         # Maturity: 4.50 % for 90 days, truncated per purchase: 221 fen on 200 yuan, 55 on 50.
         product = m.product("p1")
@@ -194,7 +175,7 @@ def test_a_standard_purchase_over_the_t0_limits_posts_at_the_close_to_the_fen(
         assert m.mature("p1").paid == 2
         assert w.wallet_balance(0) == 100_000_000 - 50_000 + 25_000 + 276
         assert w.balance(m.escrow_account_id("p1")) == 0
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
 
 # (order time, a sale close too early, the day the cash arrives, the first close that works)
@@ -238,9 +219,9 @@ def test_a_standard_purchase_is_refused_when_the_sale_closes_before_the_cash_arr
 ) -> None:
     order, too_early, arrives, first_ok = TOO_EARLY[case]
     with world(tmp_path, when=FRIDAY_BEFORE, with_fund=True, fund_config=LIMITS) as w:
-        fund = _fund(w)
+        fund = fund_of(w)
         m = w.market
-        _holders(w, ["alice", "bob"], 50_000)
+        subscribe_holders(w, ["alice", "bob"], 50_000)
         w.clock.set(order)
         opens = order.replace(hour=9, minute=0)
         m.list_product(small("early", sale_open=opens, sale_close=too_early, min_raise_fen=1_000))
@@ -272,16 +253,16 @@ def test_a_standard_purchase_is_refused_when_the_sale_closes_before_the_cash_arr
         assert fund.shares("alice") == 50_000 - 1_000 - 30_000
         fund.pay_standard_redemptions(arrives)  # bob's probe
         assert w.wallet_balance(1) == 100_000_000 - 50_000 + 100
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
 
 def test_a_failed_launch_voids_a_standard_purchase_and_gives_the_shares_back(
     tmp_path: Path,
 ) -> None:
     with world(tmp_path, when=FRIDAY_BEFORE, with_fund=True, fund_config=LIMITS) as w:
-        fund = _fund(w)
+        fund = fund_of(w)
         m = w.market
-        _holders(w, ["alice", "bob"], 50_000)
+        subscribe_holders(w, ["alice", "bob"], 50_000)
         alice = _index(w, "alice")
         w.clock.set(MONDAY_10AM)
         wednesday = beijing(2026, 3, 4, 9, 0)
@@ -318,14 +299,14 @@ def test_a_failed_launch_voids_a_standard_purchase_and_gives_the_shares_back(
         assert {n.kind for n in m.notifications("alice")} == {"purchase_released"}
         assert w.balance(m.escrow_account_id("fails")) == 0
         assert w.balance(fund.custody) == 100_000
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
 
 def test_a_standard_reservation_fills_beyond_the_t0_limits(tmp_path: Path) -> None:
     with world(tmp_path, when=FRIDAY_BEFORE, with_fund=True, fund_config=LIMITS) as w:
-        fund = _fund(w)
+        fund = fund_of(w)
         m = w.market
-        _holders(w, ["alice", "bob"], 100_000)
+        subscribe_holders(w, ["alice", "bob"], 100_000)
         w.clock.set(beijing(2026, 3, 2, 8, 0))
 
         def reserve(user: str, n: int, redemption: str) -> Any:
@@ -374,7 +355,7 @@ def test_a_standard_reservation_fills_beyond_the_t0_limits(tmp_path: Path) -> No
         assert m.product("p1").status == "launched"
         assert (fund.shares("alice"), fund.shares("bob")) == (60_000, 95_000)
         assert w.balance(m.issuer_account_id("icbc")) == 45_000
-        _books_hold(w, ["alice", "bob"])
+        fund_books_hold(w, ["alice", "bob"])
 
 
 def test_a_reservation_standard_source_is_rebuilt_from_its_stored_kind(tmp_path: Path) -> None:
@@ -388,7 +369,7 @@ def test_a_reservation_standard_source_is_rebuilt_from_its_stored_kind(tmp_path:
         )
         assert w.market.source_for("fund", "alice").capacity_fen() == 5_000_000
         with pytest.raises(InvalidRequest, match="redemption"):
-            FundSource(_fund(w), "alice", redemption="t+1")
+            FundSource(fund_of(w), "alice", redemption="t+1")
         assert WalletSource(w.wallet(0)).kind == "wallet"
 
 
@@ -508,24 +489,7 @@ def base_url(tmp_path: Path) -> Iterator[str]:
 
 
 def _served_setup(client: sdk.Client) -> None:
-    client.create_accounts(
-        [
-            sdk.AccountIn(id="1", ledger=156, code=1),
-            sdk.AccountIn(id="11", ledger=156, code=2, flags=["debits_must_not_exceed_credits"]),
-        ]
-    )
-    client.create_transfer(
-        sdk.TransferIn(
-            id="1",
-            debit_account_id="1",
-            credit_account_id="11",
-            amount=3 * 10**7,
-            ledger=156,
-            code=1,
-        )
-    )
-    client.fund_subscribe("alice", 11, 2 * 10**7, request_id="s1")
-    client.wealth_register_issuer("icbc", "Big Bank", "bank", total_assets_fen=10**17)
+    seed_fund_and_bank(client)
     client.wealth_list_product(
         "p1",
         "icbc",

@@ -187,3 +187,32 @@ def terms(product_id: str = "p1", **overrides: Any) -> ProductTerms:
         sale_close=beijing(2026, 3, 5, 9, 0),
     )
     return msgspec.structs.replace(base, **overrides)
+
+
+def fund_of(w: MarketWorld) -> MoneyMarketFund:
+    """The world's money-market fund (a world made with one)."""
+    assert w.fund is not None
+    return w.fund
+
+
+def subscribe_holders(w: MarketWorld, users: list[str], fen: int) -> None:
+    """Each user subscribes `fen` to the fund from wallet n (its place in `users`)."""
+    for n, user in enumerate(users):
+        fund_of(w).subscribe(user, w.wallet(n), fen, f"sub-{user}")
+
+
+def fund_books_hold(w: MarketWorld, users: list[str]) -> None:
+    """Each holder's fund shares are its ledger balance, nothing is left pending, the holders'
+    shares add up to the shares outstanding, which equal the cash in custody, and every
+    ledger's debits equal its credits."""
+    fund = fund_of(w)
+    total = 0
+    for user in users:
+        (account,) = w.ledger.lookup_accounts([fund.holder_account(user)])
+        assert account.debits_pending == account.credits_pending == 0
+        assert fund.shares(user) == account.credits_posted - account.debits_posted
+        total += fund.shares(user)
+    books = fund.reconcile()
+    assert books["difference_fen"] == 0
+    assert books["shares_outstanding"] == total + books["rounding_shares"]
+    assert w.trial_balances_hold()
