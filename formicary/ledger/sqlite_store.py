@@ -449,7 +449,7 @@ class SQLiteStore:
         # Only this thread (under the indexer's lock) writes the index, so the bounds read here
         # still hold when the step's own transaction starts.
         watermark, indexed = conn.execute("SELECT timestamp, transfers FROM index_state").fetchone()
-        done = indexed % BUCKET_TRANSFERS
+        bucket, done = divmod(indexed, BUCKET_TRANSFERS)
         row = conn.execute(
             "SELECT timestamp FROM log.transfers WHERE timestamp > ? ORDER BY timestamp"
             " LIMIT 1 OFFSET ?",
@@ -463,7 +463,6 @@ class SQLiteStore:
             high = None
         if high is None or high <= watermark:
             return False
-        bucket, done = divmod(indexed, BUCKET_TRANSFERS)
         steps = conn.execute("SELECT count(*) FROM steps WHERE bucket = ?", (bucket,)).fetchone()[0]
         low = watermark
         if steps and (steps >= _STEPS_PER_BUCKET_MAX or row is not None):

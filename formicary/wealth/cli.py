@@ -116,6 +116,15 @@ SourceOption = Annotated[
 PayoutOption = Annotated[
     str, typer.Option("--payout", help="wallet, or fund: the maturity goes on into the fund")
 ]
+RequestId = Annotated[
+    str | None,
+    typer.Option(
+        "--request-id",
+        help="makes a retry safe: the same id answers what the first try made"
+        " (default: a new one, printed)",
+        show_default=False,
+    ),
+]
 Redemption = Annotated[
     str,
     typer.Option(
@@ -737,15 +746,7 @@ def buy_command(
     payout: PayoutOption = "wallet",
     fund_no: FundNo = None,
     redemption: Redemption = "instant",
-    request_id: Annotated[
-        str | None,
-        typer.Option(
-            "--request-id",
-            help="makes a retry safe: the same id answers the purchase it made"
-            " (default: a new one)",
-            show_default=False,
-        ),
-    ] = None,
+    request_id: RequestId = None,
     database_url: DatabaseUrl = None,
     wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
     funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
@@ -821,15 +822,7 @@ def reserve_command(
     payout: PayoutOption = "wallet",
     fund_no: FundNo = None,
     redemption: Redemption = "instant",
-    request_id: Annotated[
-        str | None,
-        typer.Option(
-            "--request-id",
-            help="makes a retry safe: the same id answers the reservation it made"
-            " (default: a new one)",
-            show_default=False,
-        ),
-    ] = None,
+    request_id: RequestId = None,
     database_url: DatabaseUrl = None,
     wealth_dir: WealthDir = DEFAULT_WEALTH_DIR,
     funds_dir: FundsDir = DEFAULT_FUNDS_DIR,
